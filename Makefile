@@ -1,0 +1,41 @@
+# Needs only GNU make and Python 3.11 (with venv); durable-rules compiles with gcc.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format clean container-check
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
+	touch $@
+
+install: $(STAMP) ## Create the virtualenv and install the project with its test extra
+
+run: $(STAMP) ## Serve the app with gunicorn (PORT, WEB_CONCURRENCY, ... from the environment)
+	exec $(BIN)/gunicorn --config gunicorn.conf.py 'service:create_app()'
+
+test: $(STAMP) ## Lint, then run the test suite
+	$(BIN)/ruff check service tests
+	$(BIN)/python -m pytest
+
+lint: $(STAMP) ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Reformat and autofix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: ## Remove the virtualenv, build outputs and caches
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .hypothesis
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +
+
+container-check: ## Build the Dockerfile with podman and probe /readyz (needs root)
+	../shared/tools/container-check

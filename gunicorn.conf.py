@@ -1,0 +1,51 @@
+"""Gunicorn settings, read from the environment so the same file serves dev and the container."""
+
+import os
+
+
+def _int_env(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+_host = os.environ.get("HOST", "0.0.0.0")
+_port = _int_env("PORT", 8080)
+bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"
+
+# Two workers for the 2-core target machine; the work is CPU-bound rule evaluation, so more
+# processes than cores only adds contention. Override with WEB_CONCURRENCY.
+workers = _int_env("WEB_CONCURRENCY", 2)
+
+# gthread: a few threads per worker keep cheap requests (/healthz, /readyz, /openapi.yaml)
+# answering while a worker is busy evaluating rules.
+worker_class = "gthread"
+threads = _int_env("GUNICORN_THREADS", 4)
+
+# A request that takes longer than this is stuck, not slow: the worker is killed and replaced.
+timeout = _int_env("GUNICORN_TIMEOUT", 30)
+# On SIGTERM, in-flight requests get this long to finish before workers are killed.
+graceful_timeout = 30
+# Slightly above the usual load-balancer idle timeout would be ideal; 5 s is a safe default
+# that frees idle connections quickly with only a few threads per worker.
+keepalive = 5
+
+# Recycle each worker after ~10k requests (jittered so they do not all restart at once):
+# bounds any slow memory growth in the native rules engine.
+max_requests = 10000
+max_requests_jitter = 1000
+
+# The durable-rules engine keeps native (C) state that must not be shared across fork():
+# the app, and with it the engine, is created in each worker after the fork.
+preload_app = False
+
+# Gunicorn's worker heartbeat file: use tmpfs when present, since /tmp in a container may be
+# on a slow overlay filesystem and a blocked heartbeat write gets the worker killed.
+if os.path.isdir("/dev/shm"):
+    worker_tmp_dir = "/dev/shm"
+
+# The app writes its own structured logs. The access log is off by default (it would add a
+# second, unstructured line per request, including query strings); set GUNICORN_ACCESSLOG=-
+# to turn it on.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()

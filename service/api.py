@@ -1,0 +1,124 @@
+"""HTTP only: parse and check requests, call the assessor, serialise answers.
+
+Knows nothing of durable-rules: it sees an `Assessor` and a `RuleCatalog`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request, send_file
+from marshmallow import ValidationError
+
+from .assessment import Assessor
+from .errors import MalformedJSON, NotFound, NotReady, UnsupportedMediaType, ValidationFailed
+from .loader import Rule
+from .schemas import load_presentation
+
+blueprint = Blueprint("api", __name__)
+
+
+def _assessor() -> Assessor:
+    assessor = current_app.extensions.get("assessor")
+    if assessor is None:
+        raise NotReady("The rulesets are not loaded.")
+    return assessor
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise MalformedJSON(f"The JSON object repeats the key {_first_repeat(keys)!r}.")
+    return dict(pairs)
+
+
+def _first_repeat(keys: list[str]) -> str:
+    seen: set[str] = set()
+    return next(key for key in keys if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+
+
+def _refuse_constant(name: str) -> Any:
+    raise MalformedJSON(f"{name} is not valid JSON.")
+
+
+def _json_body() -> Any:
+    """Decode the body strictly: UTF-8, standard JSON (no NaN), no repeated keys."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType("Send the presentation as application/json.")
+    raw = request.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH (413 beyond it)
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, object_pairs_hook=_reject_duplicate_keys,
+                          parse_constant=_refuse_constant)
+    except UnicodeDecodeError as error:
+        raise MalformedJSON("The body is not valid UTF-8.") from error
+    except RecursionError as error:
+        raise MalformedJSON("The JSON is nested too deeply.") from error
+    except ValueError as error:  # JSONDecodeError, and integers too long to convert
+        raise MalformedJSON(f"The body is not valid JSON: {error}") from error
+
+
+@blueprint.post("/v1/assessments")
+def create_assessment() -> Response:
+    body = _json_body()
+    try:
+        presentation = load_presentation(body)
+    except ValidationError as error:
+        raise ValidationFailed("The presentation breaks the schema; see errors.",
+                               errors=error.messages) from error
+    return jsonify(_assessor().assess(presentation))
+
+
+def _rule_entry(rule: Rule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "title": rule.title,
+        "statement": rule.statement,
+        "ruleset": rule.ruleset,
+        "stage": rule.stage,
+        "citations": list(rule.citations),
+        "when": rule.when,
+        "then": [conclusion.as_dict() for conclusion in rule.then],
+        "engine_definition": rule.engine_definition(0)["all"],
+    }
+
+
+@blueprint.get("/v1/rules")
+def list_rules() -> Response:
+    catalog = _assessor().catalog
+    ruleset = request.args.get("ruleset")
+    rules = [_rule_entry(r) for r in catalog.rules if ruleset in (None, r.ruleset)]
+    return jsonify({"ruleset": {"version": catalog.version, "digest": catalog.digest},
+                    "stages": list(catalog.stages), "rules": rules})
+
+
+@blueprint.get("/v1/rules/<rule_id>")
+def get_rule(rule_id: str) -> Response:
+    rule = _assessor().catalog.rule(rule_id)
+    if rule is None:
+        raise NotFound(f"No rule has the id {rule_id!r}.")
+    return jsonify(_rule_entry(rule))
+
+
+@blueprint.get("/v1/citations")
+def list_citations() -> Response:
+    catalog = _assessor().catalog
+    return jsonify({"citations": list(catalog.citations.values())})
+
+
+@blueprint.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@blueprint.get("/readyz")
+def readyz() -> Response:
+    catalog = _assessor().catalog
+    return jsonify({"status": "ready", "rules": len(catalog.rules),
+                    "ruleset": {"version": catalog.version, "digest": catalog.digest}})
+
+
+@blueprint.get("/openapi.yaml")
+def openapi() -> Response:
+    return send_file(current_app.config["OPENAPI_PATH"], mimetype="application/yaml")

@@ -1,0 +1,46 @@
+"""Read the service's settings from the environment, with defaults, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the service cannot use."""
+
+
+def _int_env(name: str, default: int, minimum: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as error:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from error
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Config:
+    """Settings of one app instance; tests pass overrides to `create_app`."""
+
+    rulesets_dir: Path
+    openapi_path: Path
+    max_body_bytes: int
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Config:
+        values: dict[str, Any] = {
+            "rulesets_dir": Path(os.environ.get("RULESETS_DIR") or PROJECT_ROOT / "rulesets"),
+            "openapi_path": Path(os.environ.get("OPENAPI_PATH") or PROJECT_ROOT / "openapi.yaml"),
+            "max_body_bytes": _int_env("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+        }
+        values.update(overrides)
+        return cls(**values)

@@ -1,0 +1,92 @@
+"""Map every error to one shape: RFC 9457 problem details, `application/problem+json`.
+
+Nothing about the request body or the server's internals goes into a problem: a 500 says
+only that something went wrong and gives the request's id to quote.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+from flask import Flask, Response, json
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger(__name__)
+
+
+class ProblemError(Exception):
+    """An error that becomes a problem+json response; subclasses fix status and type."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal Server Error"
+
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors
+
+
+class MalformedJSON(ProblemError):
+    status, slug, title = 400, "malformed-json", "Bad Request"
+
+
+class NotFound(ProblemError):
+    status, slug, title = 404, "not-found", "Not Found"
+
+
+class UnsupportedMediaType(ProblemError):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported Media Type"
+
+
+class ValidationFailed(ProblemError):
+    status, slug, title = 422, "validation-error", "Unprocessable Content"
+
+
+class NotReady(ProblemError):
+    status, slug, title = 503, "not-ready", "Service Unavailable"
+
+
+# Werkzeug's own HTTP errors (405, 413, routing 404) get stable slugs too.
+_HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
+
+
+def problem(status: int, slug: str, title: str, detail: str,
+            errors: dict[str, list[str]] | None = None) -> Response:
+    """Build a problem+json response."""
+    body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
+                            "detail": detail}
+    if errors is not None:
+        body["errors"] = errors
+    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Install handlers so that no error leaves the service in any other shape."""
+
+    @app.errorhandler(ProblemError)
+    def _problem(error: ProblemError) -> Response:
+        return problem(error.status, error.slug, error.title, error.detail, error.errors)
+
+    @app.errorhandler(HTTPException)
+    def _http(error: HTTPException) -> Response:
+        status = error.code or 500
+        detail = error.description or error.name
+        if status == 413:
+            detail = f"The request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes."
+        response = problem(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail)
+        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        return response
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # The message of an exception may quote the patient's data (durable-rules quotes
+        # whole facts), so only its type and the stack frames are logged.
+        frames = "".join(traceback.format_tb(error.__traceback__))
+        log.error("unhandled %s\n%s", type(error).__name__, frames)
+        return problem(500, "internal-error", "Internal Server Error",
+                       "The service could not complete the request. This is a defect.")

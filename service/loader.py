@@ -1,0 +1,275 @@
+"""Read and check rulesets/, and compile the rules for the engine; refuse anything doubtful.
+
+The manifest names the version, the ordered stages, the vocabulary, the bibliography and the
+rule files. Every problem found is reported at once, each naming its file and rule, and the
+service refuses to start while any remains.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .actions import Conclusion, ConclusionError, build_conclusion
+from .conditions import CompiledCondition, ConditionError, FactPattern, compile_when
+from .vocabulary import Vocabulary, VocabularyError
+
+MANIFEST = "manifest.yaml"
+RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
+RULE_KEYS = {"id", "title", "statement", "stage", "when", "then", "citations"}
+CITATION_REQUIRED = ("id", "title", "publisher", "year")
+
+
+class RulesetError(Exception):
+    """The rulesets cannot be loaded; `problems` lists each one with its file and rule."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("rulesets refused:\n  " + "\n  ".join(problems))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One checked rule, as reviewers read it and as the engine runs it."""
+
+    id: str
+    ruleset: str
+    file: str
+    title: str
+    statement: str
+    stage: str
+    when: Mapping[str, Any]
+    then: tuple[Conclusion, ...]
+    citations: tuple[str, ...]
+    condition: CompiledCondition
+
+    def engine_definition(self, priority: int) -> dict[str, Any]:
+        """Return this rule as a durable-rules definition whose action is named by its id."""
+        return {"all": self.condition.engine_terms(self.stage), "pri": priority, "run": self.id}
+
+
+@dataclass(frozen=True)
+class RuleCatalog:
+    """Everything loaded from rulesets/: rules in stage order, vocabulary and bibliography."""
+
+    version: str
+    digest: str
+    stages: tuple[str, ...]
+    rules: tuple[Rule, ...]
+    vocabulary: Vocabulary
+    citations: Mapping[str, Mapping[str, Any]]
+
+    def rule(self, rule_id: str) -> Rule | None:
+        return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def engine_definitions(self) -> dict[str, dict[str, Any]]:
+        """Return every rule as one durable-rules ruleset body, fired in catalog order."""
+        return {rule.id: rule.engine_definition(i + 1) for i, rule in enumerate(self.rules)}
+
+
+def _read_yaml(path: Path, problems: list[str]) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        problems.append(f"{path.name}: file not found")
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        problems.append(f"{path.name}: not valid YAML: {error}")
+    return None
+
+
+def _check_citations(data: Any, name: str, problems: list[str]) -> dict[str, dict[str, Any]]:
+    entries = data.get("citations") if isinstance(data, Mapping) else None
+    if not isinstance(entries, list):
+        problems.append(f"{name}: needs a `citations:` list")
+        return {}
+    citations: dict[str, dict[str, Any]] = {}
+    for index, entry in enumerate(entries):
+        label = entry.get("id", index) if isinstance(entry, Mapping) else index
+        where = f"{name}: citation {label}"
+        if not isinstance(entry, Mapping):
+            problems.append(f"{where}: must be a mapping")
+            continue
+        missing = [key for key in CITATION_REQUIRED if not entry.get(key)]
+        if not entry.get("url") and not entry.get("file"):
+            missing.append("url or file")
+        if missing:
+            problems.append(f"{where}: missing {', '.join(missing)}")
+        elif entry["id"] in citations:
+            problems.append(f"{where}: duplicate citation id")
+        else:
+            citations[entry["id"]] = dict(entry)
+    return citations
+
+
+def _build_rule(
+    raw: Any, ruleset: str, file: str, stages: tuple[str, ...], context: _Context
+) -> Rule | None:
+    rule_id = raw.get("id") if isinstance(raw, Mapping) else None
+    where = f"{file}: rule {rule_id or '(no id)'}"
+    if not isinstance(raw, Mapping):
+        context.problems.append(f"{where}: must be a mapping")
+        return None
+    errors: list[str] = []
+    if not isinstance(rule_id, str) or not RULE_ID.match(rule_id):
+        errors.append("id must be dotted lower-case words, e.g. lbp.red_flag.saddle_anaesthesia")
+    missing = sorted(RULE_KEYS - set(raw))
+    unknown = sorted(set(raw) - RULE_KEYS)
+    if missing:
+        errors.append(f"missing {', '.join(missing)}")
+    if unknown:
+        errors.append(f"unknown key(s) {', '.join(unknown)}")
+    for key in ("title", "statement"):
+        if key in raw and (not isinstance(raw[key], str) or not raw[key].strip()):
+            errors.append(f"{key} must be non-empty text")
+    if "stage" in raw and raw["stage"] not in stages:
+        errors.append(f"stage {raw['stage']!r} is not one of {', '.join(stages)}")
+    citations = raw.get("citations")
+    if not isinstance(citations, list) or not citations:
+        errors.append("needs at least one citation")
+    else:
+        errors += [f"unknown citation {c!r}" for c in citations if c not in context.citations]
+    condition = None
+    if "when" in raw:
+        try:
+            condition = compile_when(raw["when"], context.vocabulary)
+        except ConditionError as error:
+            errors.append(f"malformed condition: {error}")
+    conclusions: list[Conclusion] = []
+    if not isinstance(raw.get("then"), list) or not raw.get("then"):
+        errors.append("then: needs a non-empty list of conclusions")
+    else:
+        for index, entry in enumerate(raw["then"]):
+            if not isinstance(entry, Mapping) or len(entry) != 1:
+                errors.append(f"then[{index}]: expected one `action: {{parameters}}`")
+                continue
+            ((kind, params),) = entry.items()
+            try:
+                conclusions.append(build_conclusion(kind, params, context.vocabulary))
+            except ConclusionError as error:
+                errors.append(f"then[{index}]: {error}")
+    if errors:
+        context.problems += [f"{where}: {error}" for error in errors]
+        return None
+    assert condition is not None
+    return Rule(
+        id=rule_id,
+        ruleset=ruleset,
+        file=file,
+        title=raw["title"].strip(),
+        statement=" ".join(raw["statement"].split()),
+        stage=raw["stage"],
+        when=raw["when"],
+        then=tuple(conclusions),
+        citations=tuple(citations),
+        condition=condition,
+    )
+
+
+@dataclass
+class _Context:
+    vocabulary: Vocabulary
+    citations: Mapping[str, Any]
+    problems: list[str]
+
+
+def _could_match(pattern: FactPattern, fact: Mapping[str, Any]) -> bool:
+    """Tell whether a `has:`/`lacks:` pattern could match a fact some rule asserts."""
+    if fact["t"] != pattern.kind:
+        return False
+    for name, wanted in pattern.attributes.items():
+        choices = wanted["in"] if isinstance(wanted, Mapping) else [wanted]
+        if fact.get(name) not in choices:
+            return False
+    return True
+
+
+def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: list[str]) -> None:
+    """Refuse a rule whose `has:`/`lacks:` result could depend on the order rules fire in.
+
+    Stages run one after another. Within a stage, which rule fires first is an engine detail,
+    so no rule may test a conclusion another rule of the same stage could draw. A `has:` test
+    must be satisfiable by an earlier stage; a `lacks:` test sees only earlier stages, and may
+    overlap its own rule's conclusion (the "only when nothing yet" default, which fires once).
+    """
+    asserted = [(stages.index(rule.stage), rule, c.fact) for rule in rules for c in rule.then
+                if c.fact is not None]
+    for rule in rules:
+        position = stages.index(rule.stage)
+        for part in ("has", "lacks"):
+            for pattern in getattr(rule.condition, part):
+                sources = [(at, src) for at, src, fact in asserted if _could_match(pattern, fact)]
+                where = f"{rule.file}: rule {rule.id}: {part} {pattern.describe()}"
+                if not any(at < position for at, _ in sources) and (part == "has" or not sources):
+                    problems.append(f"{where} can never match: no earlier stage concludes it")
+                for at, source in sources:
+                    if at == position and not (part == "lacks" and source is rule):
+                        problems.append(
+                            f"{where} could match what rule {source.id} concludes in the same "
+                            f"stage ({rule.stage}); build only on earlier stages"
+                        )
+
+
+def _digest(directory: Path, names: list[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(names):
+        digest.update(name.encode() + b"\0")
+        digest.update((directory / name).read_bytes() + b"\0")
+    return "sha256:" + digest.hexdigest()
+
+
+def load_rulesets(directory: Path) -> RuleCatalog:
+    """Load, check and compile every ruleset listed in the manifest, or raise RulesetError."""
+    problems: list[str] = []
+    manifest = _read_yaml(directory / MANIFEST, problems)
+    if not isinstance(manifest, Mapping):
+        raise RulesetError(problems or [f"{MANIFEST}: must be a mapping"])
+    required = ("version", "stages", "vocabulary", "bibliography", "rule_files")
+    missing = [key for key in required if not manifest.get(key)]
+    if missing:
+        raise RulesetError([f"{MANIFEST}: missing {', '.join(missing)}"])
+    stages = tuple(str(stage["id"]) for stage in manifest["stages"])
+    vocabulary_data = _read_yaml(directory / manifest["vocabulary"], problems)
+    try:
+        vocabulary = Vocabulary.from_data(vocabulary_data)
+    except VocabularyError as error:
+        raise RulesetError(problems + [f"{manifest['vocabulary']}: {error}"]) from error
+    bibliography = _read_yaml(directory / manifest["bibliography"], problems)
+    citations = _check_citations(bibliography, manifest["bibliography"], problems)
+    context = _Context(vocabulary=vocabulary, citations=citations, problems=problems)
+
+    rules: list[Rule] = []
+    for file in manifest["rule_files"]:
+        data = _read_yaml(directory / file, problems)
+        if data is None:
+            continue
+        if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
+            problems.append(f"{file}: needs `ruleset:` and a `rules:` list")
+            continue
+        for raw in data["rules"]:
+            rule = _build_rule(raw, str(data.get("ruleset", "")), file, stages, context)
+            if rule is None:
+                continue
+            if any(existing.id == rule.id for existing in rules):
+                problems.append(f"{file}: rule {rule.id}: duplicate rule id")
+                continue
+            rules.append(rule)
+    _check_stage_order(rules, stages, problems)
+    if problems:
+        raise RulesetError(problems)
+
+    rules.sort(key=lambda rule: stages.index(rule.stage))
+    files = [MANIFEST, manifest["vocabulary"], manifest["bibliography"], *manifest["rule_files"]]
+    return RuleCatalog(
+        version=str(manifest["version"]),
+        digest=_digest(directory, files),
+        stages=stages,
+        rules=tuple(rules),
+        vocabulary=vocabulary,
+        citations=citations,
+    )

@@ -1,0 +1,153 @@
+"""Validate a presentation strictly with marshmallow, before the rules engine sees it.
+
+The engine compares whatever it is given ("100" is not > 50, 0 matches false), so validation
+is the only guard: no coercion at all. A string is never a number or a boolean, a boolean is
+never a number, numbers must be finite and in range, and unknown fields are refused. `null`
+means "not provided", exactly like an absent field.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from .presentation import BOOL, ENUM, ENUM_LIST, INPUT_FIELDS, INT, SECTIONS, FieldSpec
+
+
+class StrictBoolean(fields.Field):
+    """true or false, nothing else (no 0/1, no "yes")."""
+
+    default_error_messages = {"invalid": "Not a valid boolean: use true or false."}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+class StrictNumber(fields.Field):
+    """A finite JSON number (an integer when `integer=True`); never a string or boolean."""
+
+    default_error_messages = {
+        "invalid": "Not a valid number.",
+        "integer": "Not a valid integer.",
+        "finite": "Must be a finite number.",
+    }
+
+    def __init__(self, *, integer: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.integer = integer
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("integer" if self.integer else "invalid")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("finite")
+        if self.integer and not isinstance(value, int):
+            raise self.make_error("integer")
+        return value
+
+
+class StrictString(fields.String):
+    """A JSON string only (marshmallow's String already refuses numbers and booleans)."""
+
+
+def _field_for(spec: FieldSpec) -> fields.Field:
+    kwargs: dict[str, Any] = {"required": spec.required}
+    if spec.kind == BOOL:
+        return StrictBoolean(**kwargs)
+    if spec.kind == ENUM:
+        return StrictString(validate=validate.OneOf(spec.choices), **kwargs)
+    if spec.kind == ENUM_LIST:
+        return fields.List(
+            StrictString(validate=validate.OneOf(spec.choices)),
+            validate=[validate.Length(min=1, max=len(spec.choices)), _unique],
+            **kwargs,
+        )
+    return StrictNumber(
+        integer=spec.kind == INT,
+        validate=validate.Range(min=spec.minimum, max=spec.maximum),
+        **kwargs,
+    )
+
+
+def _unique(values: list[Any]) -> None:
+    if len(set(values)) != len(values):
+        raise ValidationError("Must not list the same value twice.")
+
+
+class _StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+def _section_schema(section: str) -> type[Schema]:
+    specs = {
+        path.split(".", 1)[1]: spec
+        for path, spec in INPUT_FIELDS.items()
+        if path.startswith(section + ".")
+    }
+    if section == "start_back":
+        # The whole block or none: a partial STarT Back score is meaningless.
+        specs = {name: FieldSpec(s.kind, s.choices, s.minimum, s.maximum, required=True)
+                 for name, s in specs.items()}
+    attributes = {name: _field_for(spec) for name, spec in specs.items()}
+    name = "".join(part.title() for part in section.split("_")) + "Schema"
+    return type(name, (_StrictSchema,), attributes)
+
+
+SECTION_SCHEMAS: dict[str, type[Schema]] = {s: _section_schema(s) for s in SECTIONS}
+_REQUIRED_SECTIONS = {path.split(".")[0] for path, spec in INPUT_FIELDS.items() if spec.required}
+
+
+# A patient presentation as POSTed to /v1/assessments (contract.md), built from the field
+# registry so the schema and the rule loader's checks cannot drift apart.
+PresentationSchema = type(
+    "PresentationSchema",
+    (_StrictSchema,),
+    {
+        section: fields.Nested(schema, required=section in _REQUIRED_SECTIONS)
+        for section, schema in SECTION_SCHEMAS.items()
+    },
+)
+
+
+def _without_nulls(value: Any) -> Any:
+    """Drop `null` members at every level: null means "not provided", exactly like absent."""
+    if isinstance(value, Mapping):
+        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
+    return value
+
+
+def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+    """Turn marshmallow's nested messages into {"dotted.field.path": [messages]}."""
+    flat: dict[str, list[str]] = {}
+    if isinstance(messages, Mapping):
+        for key, value in messages.items():
+            name = "body" if key == "_schema" and not prefix else str(key)
+            path = f"{prefix}.{name}" if prefix and key != "_schema" else (prefix or name)
+            for sub_path, sub_messages in flatten_errors(value, path).items():
+                flat.setdefault(sub_path, []).extend(sub_messages)
+    elif isinstance(messages, list):
+        for item in messages:
+            if isinstance(item, str):
+                flat.setdefault(prefix, []).append(item)
+            else:
+                for sub_path, sub_messages in flatten_errors(item, prefix).items():
+                    flat.setdefault(sub_path, []).extend(sub_messages)
+    else:
+        flat.setdefault(prefix, []).append(str(messages))
+    return flat
+
+
+def load_presentation(body: Any) -> dict[str, Any]:
+    """Validate a decoded JSON body; raise ValidationError with dotted-path messages."""
+    if not isinstance(body, Mapping):
+        raise ValidationError({"body": ["The body must be a JSON object."]})
+    try:
+        return PresentationSchema().load(_without_nulls(body))
+    except ValidationError as error:
+        raise ValidationError(flatten_errors(error.messages)) from error
