@@ -70,7 +70,7 @@ def create_assessment() -> Response:
     return jsonify(_assessor().assess(presentation))
 
 
-def _rule_entry(rule: Rule) -> dict[str, Any]:
+def _rule_entry(rule: Rule, assessor: Assessor) -> dict[str, Any]:
     return {
         "id": rule.id,
         "title": rule.title,
@@ -80,25 +80,27 @@ def _rule_entry(rule: Rule) -> dict[str, Any]:
         "citations": list(rule.citations),
         "when": rule.when,
         "then": [conclusion.as_dict() for conclusion in rule.then],
-        "engine_definition": rule.engine_definition(0)["all"],
+        "engine_definition": assessor.engine.definition(rule.id),
     }
 
 
 @blueprint.get("/v1/rules")
 def list_rules() -> Response:
-    catalog = _assessor().catalog
+    assessor = _assessor()
+    catalog = assessor.catalog
     ruleset = request.args.get("ruleset")
-    rules = [_rule_entry(r) for r in catalog.rules if ruleset in (None, r.ruleset)]
+    rules = [_rule_entry(r, assessor) for r in catalog.rules if ruleset in (None, r.ruleset)]
     return jsonify({"ruleset": {"version": catalog.version, "digest": catalog.digest},
                     "stages": list(catalog.stages), "rules": rules})
 
 
 @blueprint.get("/v1/rules/<rule_id>")
 def get_rule(rule_id: str) -> Response:
-    rule = _assessor().catalog.rule(rule_id)
+    assessor = _assessor()
+    rule = assessor.catalog.rule(rule_id)
     if rule is None:
         raise NotFound(f"No rule has the id {rule_id!r}.")
-    return jsonify(_rule_entry(rule))
+    return jsonify(_rule_entry(rule, assessor))
 
 
 @blueprint.get("/v1/citations")

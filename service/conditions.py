@@ -43,21 +43,34 @@ class FactPattern:
 
 @dataclass
 class CompiledCondition:
-    """The durable-rules `all:` list of a rule, and what a reviewer needs to trace it."""
+    """A rule's test of the presentation and its joins on earlier conclusions, compiled."""
 
     presentation_test: dict[str, Any] | None
     fields: list[str] = field(default_factory=list)
     has: list[FactPattern] = field(default_factory=list)
     lacks: list[FactPattern] = field(default_factory=list)
 
-    def engine_terms(self, stage: str) -> list[dict[str, Any]]:
-        """Return the rule's `all:` terms: stage gate, presentation, then has/lacks joins."""
-        terms: list[dict[str, Any]] = [{"stage": {"$and": [{"t": "stage"}, {"name": stage}]}}]
+    @property
+    def weight(self) -> int:
+        """Count the leaf tests: each becomes a node in the engine's alpha network."""
+        return _leaves(self.presentation_test) if self.presentation_test else 0
+
+    def engine_terms(self, gate: str) -> list[dict[str, Any]]:
+        """Return the rule's `all:` terms: its gate's copy of the presentation, then joins."""
+        presentation: list[dict[str, Any]] = [{"t": "presentation"}, {"gate": gate}]
         if self.presentation_test is not None:
-            terms.append({"p": self.presentation_test})
+            presentation.append(self.presentation_test)
+        terms: list[dict[str, Any]] = [{"p": {"$and": presentation}}]
         terms += [{f"has{i}": _pattern_test(p)} for i, p in enumerate(self.has)]
         terms += [{f"lacks{i}$not": _pattern_test(p)} for i, p in enumerate(self.lacks)]
         return terms
+
+
+def _leaves(test: Mapping[str, Any]) -> int:
+    ((key, value),) = test.items()
+    if key in ("$and", "$or"):
+        return sum(_leaves(item) for item in value)
+    return 1
 
 
 def _pattern_test(pattern: FactPattern) -> dict[str, Any]:
@@ -192,9 +205,7 @@ def compile_when(when: Any, vocabulary: Vocabulary) -> CompiledCondition:
     if unknown:
         raise ConditionError(f"when: unknown part(s) {sorted(unknown)} (use facts, has, lacks)")
     compiler = _Compiler(vocabulary)
-    test = None
-    if "facts" in when:
-        test = {"$and": [{"t": "presentation"}, compiler.predicate(when["facts"], "facts")]}
+    test = compiler.predicate(when["facts"], "facts") if "facts" in when else None
     compiled = CompiledCondition(presentation_test=test, fields=compiler.fields)
     for part in ("has", "lacks"):
         entries = when.get(part, [])

@@ -7,14 +7,18 @@ This module is the only one that touches durable-rules. Each hazard measured in
 - facts outlive a session unless deleted, and >1,024 live sessions break a ruleset for good:
   one unique sid per run, deleted in `finally`, with at most one session alive per engine
   (the lock; the engine holds the GIL anyway, so threads gain nothing by overlapping);
-- deleting a session where no action ran segfaults: the intake rule fires on every
-  presentation, and a sentinel fact is asserted if nothing has fired;
+- deleting a session where no action ran segfaults: a sentinel fact is asserted then;
 - exceptions in actions are swallowed into the session state: recorded and re-raised;
-- a derived fact no rule consumes raises MessageNotHandledException: caught per conclusion;
-- facts without ids collide by content: every fact gets a unique id.
+- a fact no rule accepts raises MessageNotHandledException: suppressed where legitimate;
+- facts without ids collide by content: every fact gets a unique id;
+- found here (not in the notes): the engine matches a fact against its alpha network with a
+  fixed 64-entry stack (events.c, MAX_STACK_SIZE) and fails with error 303 when too many
+  rule branches match one fact at once. Rules are therefore split into gates of bounded
+  size, and the presentation is asserted once per gate, each copy seen by one gate only.
 
-Rules run stage by stage: the stage's gate fact is asserted only after every rule of earlier
-stages has finished, so `lacks:` (negation) always sees every conclusion it depends on.
+Rules run stage by stage and gate by gate: a stage's presentation copies are asserted only
+after every rule of earlier stages has finished, so `lacks:` (negation) always sees every
+conclusion it depends on.
 """
 
 from __future__ import annotations
@@ -34,8 +38,10 @@ from .loader import Rule, RuleCatalog
 from .presentation import lookup
 
 RULESET = "assessment"
-_INTAKE = "engine$intake"
 _SENTINEL = "engine$sentinel"
+# Each leaf test of a rule is one alpha node; a node and a disjunction's join node are each
+# pushed at most once per fact, so 24 leaves per gate keep the stack below 2 x 24 + 3 of 64.
+MAX_GATE_WEIGHT = 24
 
 
 class EngineError(RuntimeError):
@@ -59,6 +65,12 @@ class _Session:
     actions_run: int = 0
     error: BaseException | None = None
     fact_count: int = 0
+    # (rule id, ids of the facts it matched): one firing per distinct match. The engine
+    # activates a rule once per matching `$or` alternative, which would repeat it.
+    matches_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
+    # Conclusions already asserted as facts: a second rule drawing the same conclusion is
+    # recorded (trace, reasons) but asserts nothing new, so later rules fire once for it.
+    facts_seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
 
     def next_fact_id(self, kind: str) -> str:
         self.fact_count += 1
@@ -82,26 +94,51 @@ class _ThreadFreeHost(durable.Host):
         return self._actions[action_name]
 
 
+def _assign_gates(rules: tuple[Rule, ...]) -> dict[str, list[Rule]]:
+    """Split each stage's rules, in catalog order, into gates of bounded total weight."""
+    gates: dict[str, list[Rule]] = {}
+    weights: dict[str, int] = {}
+    for rule in rules:
+        weight = max(rule.condition.weight, 1)
+        if weight > MAX_GATE_WEIGHT:
+            raise EngineError(f"rule {rule.id} has {weight} tests, more than the engine can "
+                              f"match on one fact ({MAX_GATE_WEIGHT}); split the rule")
+        gate = next((g for g in reversed(gates) if g.startswith(rule.stage + "/")), None)
+        if gate is None or weights[gate] + weight > MAX_GATE_WEIGHT:
+            gate = f"{rule.stage}/{sum(g.startswith(rule.stage + '/') for g in gates) + 1}"
+            gates[gate], weights[gate] = [], 0
+        gates[gate].append(rule)
+        weights[gate] += weight
+    return gates
+
+
 class RulesEngine:
     """Own one durable-rules host compiled from a catalog, and run assessments on it."""
 
     def __init__(self, catalog: RuleCatalog) -> None:
-        self._stages = catalog.stages
         self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
+        self._gates = _assign_gates(catalog.rules)
+        self._definitions = {
+            rule.id: {"all": rule.condition.engine_terms(gate), "pri": priority, "run": rule.id}
+            for priority, (gate, rule) in enumerate(
+                ((gate, rule) for gate, rules in self._gates.items() for rule in rules), start=1)
+        }
         actions: dict[str, Callable[[Any], None]] = {
             rule.id: self._action_for(rule) for rule in catalog.rules
         }
-        actions[_INTAKE] = self._count_action
         actions[_SENTINEL] = self._count_action
-        definitions = catalog.engine_definitions()
-        # Accepts every presentation, so asserting one is never "not handled" and at least
-        # one action runs in every session (deleting a session with none segfaults).
-        definitions[_INTAKE] = {"all": [{"p": {"t": "presentation"}}], "pri": 0, "run": _INTAKE}
-        definitions[_SENTINEL] = {"all": [{"s": {"t": "sentinel"}}], "run": _SENTINEL}
+        definitions = {
+            **self._definitions,
+            _SENTINEL: {"all": [{"s": {"t": "sentinel"}}], "run": _SENTINEL},
+        }
         self._host = _ThreadFreeHost(actions)
         # register_rulesets mutates the definitions it is given.
         self._host.register_rulesets({RULESET: copy.deepcopy(definitions)})
+
+    def definition(self, rule_id: str) -> dict[str, Any]:
+        """Return the durable-rules definition the engine runs for a rule (for reviewers)."""
+        return copy.deepcopy(self._definitions[rule_id])
 
     def run(self, presentation: Mapping[str, Any]) -> list[Firing]:
         """Run every stage over a validated presentation and return the firings in order."""
@@ -110,20 +147,18 @@ class RulesEngine:
         with self._lock:
             self._sessions[sid] = session
             try:
-                self._host.assert_fact(RULESET, {**presentation, "id": "p", "sid": sid,
-                                                 "t": "presentation"})
-                for stage in self._stages:
+                for gate in self._gates:
                     if session.error is not None:
                         break
-                    self._assert_optional({"id": f"stage-{stage}", "sid": sid, "t": "stage",
-                                           "name": stage})
+                    self._assert_optional({**presentation, "id": f"p.{gate}", "sid": sid,
+                                           "t": "presentation", "gate": gate})
                 self._raise_if_failed(sid, session)
             finally:
                 self._close(sid, session)
         return session.firings
 
     def _assert_optional(self, fact: dict[str, Any]) -> None:
-        # A stage gate no rule accepts (none of the stage's rules could apply) is fine.
+        # A copy no rule of its gate accepts (none of them could apply) is fine.
         with contextlib.suppress(durable.MessageNotHandledException):
             self._host.assert_fact(RULESET, fact)
 
@@ -150,6 +185,10 @@ class RulesEngine:
         def action(c: Any) -> None:
             session = self._sessions[c.s["sid"]]
             session.actions_run += 1
+            match = (rule.id, tuple(sorted(fact["id"] for fact in c._m.values())))
+            if match in session.matches_seen:
+                return
+            session.matches_seen.add(match)
             try:
                 self._fire(rule, session, c)
             except BaseException as error:
@@ -178,6 +217,10 @@ class RulesEngine:
         for conclusion in rule.then:
             if conclusion.fact is None:
                 continue
+            content = tuple(sorted(conclusion.fact.items()))
+            if content in session.facts_seen:
+                continue
+            session.facts_seen.add(content)
             fact = {**conclusion.fact, "id": session.next_fact_id(conclusion.kind),
                     "sid": c.s["sid"]}
             # No later rule may build on this conclusion; it still reaches the response.

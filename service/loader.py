@@ -49,10 +49,6 @@ class Rule:
     citations: tuple[str, ...]
     condition: CompiledCondition
 
-    def engine_definition(self, priority: int) -> dict[str, Any]:
-        """Return this rule as a durable-rules definition whose action is named by its id."""
-        return {"all": self.condition.engine_terms(self.stage), "pri": priority, "run": self.id}
-
 
 @dataclass(frozen=True)
 class RuleCatalog:
@@ -67,10 +63,6 @@ class RuleCatalog:
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
-
-    def engine_definitions(self) -> dict[str, dict[str, Any]]:
-        """Return every rule as one durable-rules ruleset body, fired in catalog order."""
-        return {rule.id: rule.engine_definition(i + 1) for i, rule in enumerate(self.rules)}
 
 
 def _read_yaml(path: Path, problems: list[str]) -> Any:
