@@ -1,0 +1,100 @@
+"""Concurrent requests each get their own right answer: in process, and under gunicorn."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from tests.cases import load_cases
+from tests.conftest import ROOT, SHARED
+
+CASES = [c for c in load_cases(SHARED / "vignettes" / "cases.yaml")
+         if "hip" not in c["presentation"]["pain"]["sites"]]
+
+
+def _essentials(result: dict[str, Any]) -> dict[str, Any]:
+    """Everything but the per-request id."""
+    return {key: value for key, value in result.items() if key != "assessment_id"}
+
+
+@pytest.fixture(scope="module")
+def expected(app) -> dict[str, dict[str, Any]]:
+    client = app.test_client()
+    return {case["id"]: _essentials(client.post("/v1/assessments",
+                                                json=case["presentation"]).json)
+            for case in CASES}
+
+
+def test_threads_in_process_get_their_own_answers(app, expected):
+    def post(index: int) -> tuple[str, dict[str, Any]]:
+        case = CASES[index % len(CASES)]
+        response = app.test_client().post("/v1/assessments", json=case["presentation"])
+        return case["id"], _essentials(response.json)
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, range(400)))
+    wrong = [case_id for case_id, result in results if result != expected[case_id]]
+    assert wrong == []
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _post(port: int, presentation: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/v1/assessments", data=json.dumps(presentation).encode(),
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def gunicorn_port(tmp_path_factory):
+    port = _free_port()
+    log_path = tmp_path_factory.mktemp("gunicorn") / "stderr.log"
+    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
+           "GUNICORN_THREADS": "4"}
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
+             "service:create_app()"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                if server.poll() is not None:
+                    pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
+                time.sleep(0.2)
+        else:
+            pytest.fail("gunicorn did not become ready in 60 s")
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_gunicorn_workers_and_threads_give_each_request_its_own_answer(gunicorn_port, expected):
+    def post(index: int) -> tuple[str, dict[str, Any]]:
+        case = CASES[index % len(CASES)]
+        return case["id"], _essentials(_post(gunicorn_port, case["presentation"]))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        results = list(pool.map(post, range(600)))
+    wrong = [case_id for case_id, result in results if result != expected[case_id]]
+    assert wrong == []
