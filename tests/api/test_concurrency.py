@@ -17,8 +17,7 @@ import pytest
 from tests.cases import load_cases
 from tests.conftest import ROOT, SHARED
 
-CASES = [c for c in load_cases(SHARED / "vignettes" / "cases.yaml")
-         if "hip" not in c["presentation"]["pain"]["sites"]]
+CASES = load_cases(SHARED / "vignettes" / "cases.yaml")
 
 
 def _essentials(result: dict[str, Any]) -> dict[str, Any]:

@@ -55,9 +55,11 @@ def _section(section: str, sites: st.SearchStrategy) -> st.SearchStrategy[dict[s
     return st.fixed_dictionaries(required, optional=optional)
 
 
-def presentations(sites: st.SearchStrategy | None = None) -> st.SearchStrategy[dict[str, Any]]:
+ANY_SITES = st.sampled_from([["low_back"], ["hip"], ["low_back", "hip"], ["hip", "low_back"]])
+
+
+def presentations(sites: st.SearchStrategy = ANY_SITES) -> st.SearchStrategy[dict[str, Any]]:
     """Valid presentations with any subset of optional fields (unknown = absent)."""
-    sites = sites or st.just(["low_back"])
     sections = {s: _section(s, sites) for s in dict.fromkeys(p.split(".")[0]
                                                              for p in INPUT_FIELDS)}
     start_back = st.fixed_dictionaries(
@@ -89,8 +91,37 @@ def catalog(app) -> dict[str, Any]:
     return {"rules": rules, "citations": citations}
 
 
+BACK_SITES = st.sampled_from([["low_back"], ["low_back", "hip"]])
+HIP_SITES = st.sampled_from([["hip"], ["low_back", "hip"]])
+HIP_EMERGENCIES = {
+    "hip_fracture": [("history.fall", "exam.unable_to_bear_weight"),
+                     ("exam.leg_shortened_externally_rotated",)],
+    "septic_arthritis": [("exam.hot_swollen_joint",),
+                         ("history.fever", "exam.unable_to_bear_weight")],
+}
+
+
 @SETTINGS
-@given(presentation=presentations())
+@given(presentation=presentations(HIP_SITES),
+       emergency=st.sampled_from([(c, f) for c, ways in HIP_EMERGENCIES.items() for f in ways]))
+def test_suspected_hip_fracture_or_septic_joint_is_always_an_emergency(app, presentation,
+                                                                       emergency):
+    condition, findings = emergency
+    for finding in findings:
+        section, name = finding.split(".")
+        presentation.setdefault(section, {})[name] = True
+    result = _assess(app, presentation)
+    assert result["urgency"] == "emergency"
+    suspected = {c["code"]: c["urgency"] for c in result["suspected_conditions"]}
+    assert suspected.get(condition) == "emergency"
+    assert result["imaging"]["timing"] == "immediate"
+    hip = next(c for c in result["classification"] if c["site"] == "hip")
+    assert hip["category"] == "serious_pathology_suspected"
+    assert not {t["code"] for t in result["treatments"]} - {"joint_aspiration"}
+
+
+@SETTINGS
+@given(presentation=presentations(BACK_SITES))
 def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presentation):
     if not any(_given(presentation, f) is True for f in CAUDA_EQUINA_FINDINGS):
         presentation.setdefault("neuro", {})["saddle_anaesthesia"] = True
@@ -106,7 +137,9 @@ def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presen
 @given(presentation=presentations())
 def test_red_flags_reach_the_output_and_never_give_self_care(app, presentation):
     result = _assess(app, presentation)
-    given_flags = {f for f in UNCONDITIONAL_RED_FLAGS if _given(presentation, f) is True}
+    back = "low_back" in presentation["pain"]["sites"]
+    given_flags = {f for f in UNCONDITIONAL_RED_FLAGS
+                   if back and _given(presentation, f) is True}
     assert given_flags <= {flag["field"] for flag in result["red_flags"]}
     if result["red_flags"] or given_flags:
         assert result["urgency"] != "self_care"
@@ -151,7 +184,7 @@ def test_every_conclusion_is_reasoned_and_every_citation_resolves(app, catalog, 
 
 
 @SETTINGS
-@given(presentation=presentations())
+@given(presentation=presentations(BACK_SITES))
 def test_unanswered_red_flag_screens_are_reported_missing(app, presentation):
     result = _assess(app, presentation)
     missing = {m["field"] for m in result["missing_information"]}
