@@ -16,7 +16,7 @@ from .loader import load_rulesets
 def create_app(**overrides: Any) -> Flask:
     """Create the app: load and check the rulesets (refusing to start on any problem)."""
     config = Config.from_env(**overrides)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files; no /static route
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_body_bytes,
         OPENAPI_PATH=str(config.openapi_path),

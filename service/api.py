@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
 from .errors import MalformedJSON, NotFound, NotReady, UnsupportedMediaType, ValidationFailed
@@ -42,11 +43,35 @@ def _refuse_constant(name: str) -> Any:
     raise MalformedJSON(f"{name} is not valid JSON.")
 
 
+def _read_body() -> bytes:
+    """Read the whole body, refusing one over the limit even when it arrives chunked.
+
+    With Content-Length, Werkzeug refuses an oversized body (413) and reads exactly it.
+    Without (chunked), Werkzeug silently stops at the limit, which would assess a truncated
+    body; the server-terminated stream is read here up to one byte past the limit instead.
+    """
+    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+        return request.get_data(cache=False)
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = stream.read(limit + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    if size > limit:
+        raise RequestEntityTooLarge()
+    return b"".join(chunks)
+
+
 def _json_body() -> Any:
     """Decode the body strictly: UTF-8, standard JSON (no NaN), no repeated keys."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType("Send the presentation as application/json.")
-    raw = request.get_data(cache=False)  # bounded by MAX_CONTENT_LENGTH (413 beyond it)
+    raw = _read_body()
     try:
         text = raw.decode("utf-8")
         return json.loads(text, object_pairs_hook=_reject_duplicate_keys,
@@ -55,8 +80,11 @@ def _json_body() -> Any:
         raise MalformedJSON("The body is not valid UTF-8.") from error
     except RecursionError as error:
         raise MalformedJSON("The JSON is nested too deeply.") from error
-    except ValueError as error:  # JSONDecodeError, and integers too long to convert
-        raise MalformedJSON(f"The body is not valid JSON: {error}") from error
+    except json.JSONDecodeError as error:
+        raise MalformedJSON(f"The body is not valid JSON: {error.msg} at line "
+                            f"{error.lineno}, column {error.colno}.") from error
+    except ValueError as error:  # an integer literal too long to convert
+        raise MalformedJSON("The body holds a number too long to read.") from error
 
 
 @blueprint.post("/v1/assessments")
@@ -67,6 +95,8 @@ def create_assessment() -> Response:
     except ValidationError as error:
         raise ValidationFailed("The presentation breaks the schema; see errors.",
                                errors=error.messages) from error
+    except RecursionError as error:  # defence in depth: the schema itself is two levels deep
+        raise MalformedJSON("The JSON is nested too deeply.") from error
     return jsonify(_assessor().assess(presentation))
 
 

@@ -78,8 +78,10 @@ def register_error_handlers(app: Flask) -> None:
         if status == 413:
             detail = f"The request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes."
         response = problem(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail)
-        if status == 405 and error.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(error.valid_methods)  # type: ignore[attr-defined]
+        # Keep the headers the error defines (Allow on 405, Content-Range on 416).
+        for name, value in error.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
         return response
 
     @app.errorhandler(Exception)

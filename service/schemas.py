@@ -115,11 +115,28 @@ PresentationSchema = type(
 )
 
 
-def _without_nulls(value: Any) -> Any:
-    """Drop `null` members at every level: null means "not provided", exactly like absent."""
-    if isinstance(value, Mapping):
-        return {key: _without_nulls(item) for key, item in value.items() if item is not None}
-    return value
+_KNOWN_MEMBERS: dict[str, set[str]] = {
+    section: {path.split(".", 1)[1] for path in INPUT_FIELDS if path.startswith(section + ".")}
+    for section in SECTIONS
+}
+
+
+def _without_nulls(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop `null` for known sections and fields: null means "not provided", like absent.
+
+    An unknown name keeps its null so the schema still refuses it (a misspelt field sent as
+    null must not pass). Only the two levels the schema has are visited, so a deeply nested
+    body cannot exhaust the stack here.
+    """
+    cleaned: dict[str, Any] = {}
+    for section, members in body.items():
+        if members is None and section in _KNOWN_MEMBERS:
+            continue
+        if isinstance(members, Mapping) and section in _KNOWN_MEMBERS:
+            members = {name: value for name, value in members.items()
+                       if value is not None or name not in _KNOWN_MEMBERS[section]}
+        cleaned[section] = members
+    return cleaned
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:
