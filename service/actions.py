@@ -43,7 +43,7 @@ def _require(params: Mapping[str, Any], *names: str, optional: tuple[str, ...] =
 
 
 def _one_of(name: str, value: Any, allowed: Mapping[str, Any] | tuple[str, ...]) -> None:
-    if value not in allowed:
+    if not isinstance(value, str | bool) or value not in allowed:
         raise ConclusionError(f"{name} {value!r} is not one of: {', '.join(allowed)}")
 
 

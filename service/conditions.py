@@ -160,12 +160,15 @@ class _Compiler:
         for name, value in attributes.items():
             if name not in FACT_ATTRIBUTES[kind]:
                 raise ConditionError(f"{where}: {kind} has no attribute {name!r}")
-            choices = value["in"] if isinstance(value, Mapping) and "in" in value else [value]
-            if isinstance(value, Mapping) and set(value) != {"in"}:
-                raise ConditionError(f"{where}: {kind}.{name} takes a value or `in: [...]`")
+            if isinstance(value, Mapping):
+                if set(value) != {"in"} or not isinstance(value["in"], list) or not value["in"]:
+                    raise ConditionError(f"{where}: {kind}.{name} takes a value or `in: [...]`")
+                choices = value["in"]
+            else:
+                choices = [value]
             allowed = self.attribute_values(kind, name)
             for choice in choices:
-                if allowed is not None and choice not in allowed:
+                if not isinstance(choice, str | bool) or choice not in allowed:
                     raise ConditionError(f"{where}: {kind}.{name} cannot be {choice!r}")
         return FactPattern(kind=kind, attributes=dict(attributes))
 

@@ -65,9 +65,27 @@ class RuleCatalog:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
 
 
+class _StrictYamlLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key repeated in one mapping.
+
+    PyYAML keeps the last of repeated keys, so a second `facts:` would silently replace
+    the first condition of a rule.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def _read_yaml(path: Path, problems: list[str]) -> Any:
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=_StrictYamlLoader)
     except FileNotFoundError:
         problems.append(f"{path.name}: file not found")
     except (yaml.YAMLError, UnicodeDecodeError) as error:
@@ -92,6 +110,12 @@ def _check_citations(data: Any, name: str, problems: list[str]) -> dict[str, dic
             missing.append("url or file")
         if missing:
             problems.append(f"{where}: missing {', '.join(missing)}")
+        elif not isinstance(entry["id"], str):
+            problems.append(f"{where}: id must be text")
+        elif isinstance(entry["year"], bool) or not isinstance(entry["year"], int):
+            problems.append(f"{where}: year must be a whole number")
+        elif "url" in entry and not str(entry["url"]).startswith("https://"):
+            problems.append(f"{where}: url must be an https:// address")
         elif entry["id"] in citations:
             problems.append(f"{where}: duplicate citation id")
         else:
@@ -100,6 +124,18 @@ def _check_citations(data: Any, name: str, problems: list[str]) -> dict[str, dic
 
 
 def _build_rule(
+    raw: Any, ruleset: str, file: str, stages: tuple[str, ...], context: _Context
+) -> Rule | None:
+    try:
+        return _checked_rule(raw, ruleset, file, stages, context)
+    except (TypeError, AttributeError, KeyError) as error:
+        # A shape the checks did not foresee: still refused, still naming file and rule.
+        rule_id = raw.get("id") if isinstance(raw, Mapping) else None
+        context.problems.append(f"{file}: rule {rule_id or '(no id)'}: malformed: {error}")
+        return None
+
+
+def _checked_rule(
     raw: Any, ruleset: str, file: str, stages: tuple[str, ...], context: _Context
 ) -> Rule | None:
     rule_id = raw.get("id") if isinstance(raw, Mapping) else None
@@ -125,7 +161,8 @@ def _build_rule(
     if not isinstance(citations, list) or not citations:
         errors.append("needs at least one citation")
     else:
-        errors += [f"unknown citation {c!r}" for c in citations if c not in context.citations]
+        errors += [f"unknown citation {c!r}" for c in citations
+                   if not isinstance(c, str) or c not in context.citations]
     condition = None
     if "when" in raw:
         try:
@@ -188,6 +225,7 @@ def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: lis
     so no rule may test a conclusion another rule of the same stage could draw. A `has:` test
     must be satisfiable by an earlier stage; a `lacks:` test sees only earlier stages, and may
     overlap its own rule's conclusion (the "only when nothing yet" default, which fires once).
+    Both must name a conclusion some earlier stage can draw, or they test nothing.
     """
     asserted = [(stages.index(rule.stage), rule, c.fact) for rule in rules for c in rule.then
                 if c.fact is not None]
@@ -197,8 +235,8 @@ def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: lis
             for pattern in getattr(rule.condition, part):
                 sources = [(at, src) for at, src, fact in asserted if _could_match(pattern, fact)]
                 where = f"{rule.file}: rule {rule.id}: {part} {pattern.describe()}"
-                if not any(at < position for at, _ in sources) and (part == "has" or not sources):
-                    problems.append(f"{where} can never match: no earlier stage concludes it")
+                if not any(at < position for at, _ in sources):
+                    problems.append(f"{where} tests nothing: no earlier stage concludes it")
                 for at, source in sources:
                     if at == position and not (part == "lacks" and source is rule):
                         problems.append(
@@ -215,6 +253,27 @@ def _digest(directory: Path, names: list[str]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _manifest_shape_problems(manifest: Mapping[str, Any]) -> list[str]:
+    problems = []
+    stages = manifest["stages"]
+    if not isinstance(stages, list) or not all(
+            isinstance(stage, Mapping) and isinstance(stage.get("id"), str) for stage in stages):
+        problems.append(f"{MANIFEST}: stages must be a list of entries with an `id`")
+    else:
+        ids = [stage["id"] for stage in stages]
+        problems += [f"{MANIFEST}: stage {i!r} is listed twice"
+                     for i in sorted({i for i in ids if ids.count(i) > 1})]
+    files = manifest["rule_files"]
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        problems.append(f"{MANIFEST}: rule_files must be a list of file names")
+    elif len(set(files)) != len(files):
+        problems.append(f"{MANIFEST}: a rule file is listed twice")
+    for key in ("vocabulary", "bibliography"):
+        if not isinstance(manifest[key], str):
+            problems.append(f"{MANIFEST}: {key} must be a file name")
+    return problems
+
+
 def load_rulesets(directory: Path) -> RuleCatalog:
     """Load, check and compile every ruleset listed in the manifest, or raise RulesetError."""
     problems: list[str] = []
@@ -225,6 +284,9 @@ def load_rulesets(directory: Path) -> RuleCatalog:
     missing = [key for key in required if not manifest.get(key)]
     if missing:
         raise RulesetError([f"{MANIFEST}: missing {', '.join(missing)}"])
+    shape = _manifest_shape_problems(manifest)
+    if shape:
+        raise RulesetError(shape)
     stages = tuple(str(stage["id"]) for stage in manifest["stages"])
     vocabulary_data = _read_yaml(directory / manifest["vocabulary"], problems)
     try:
@@ -237,11 +299,16 @@ def load_rulesets(directory: Path) -> RuleCatalog:
 
     rules: list[Rule] = []
     for file in manifest["rule_files"]:
-        data = _read_yaml(directory / file, problems)
-        if data is None:
+        if not (directory / file).is_file():
+            problems.append(f"{file}: file not found")
             continue
-        if not isinstance(data, Mapping) or not isinstance(data.get("rules"), list):
-            problems.append(f"{file}: needs `ruleset:` and a `rules:` list")
+        data = _read_yaml(directory / file, problems)
+        if problems and problems[-1].startswith(f"{file}:"):
+            continue
+        if not isinstance(data, Mapping) or not isinstance(data.get("ruleset"), str) \
+                or not data["ruleset"] or not isinstance(data.get("rules"), list) \
+                or not data["rules"]:
+            problems.append(f"{file}: needs a `ruleset:` name and a non-empty `rules:` list")
             continue
         for raw in data["rules"]:
             rule = _build_rule(raw, str(data.get("ruleset", "")), file, stages, context)

@@ -32,8 +32,10 @@ class FieldSpec:
         if self.kind == BOOL:
             return isinstance(value, bool)
         if self.kind in (INT, NUMBER):
-            return isinstance(value, int | float) and not isinstance(value, bool)
-        return value in self.choices
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return False
+            return self.minimum <= value <= self.maximum  # also False for NaN
+        return isinstance(value, str) and value in self.choices
 
 
 def _bools(section: str, *names: str) -> dict[str, FieldSpec]:

@@ -51,10 +51,11 @@ class Vocabulary:
         if unknown_sites:
             raise VocabularyError(f"classification for unknown site(s): {sorted(unknown_sites)}")
         for code, entry in data["conditions"].items():
-            if set(entry) != {"site", "kind", "label"} or entry["site"] not in SITES:
+            if not isinstance(entry, dict) or set(entry) != {"site", "kind", "label"} \
+                    or entry["site"] not in SITES:
                 raise VocabularyError(f"condition {code!r} needs site, kind and label")
         for code, entry in data["treatments"].items():
-            if set(entry) != {"type", "label"}:
+            if not isinstance(entry, dict) or set(entry) != {"type", "label"}:
                 raise VocabularyError(f"treatment {code!r} needs type and label")
         return cls(**{name: data[name] for name in _SECTIONS})
 
