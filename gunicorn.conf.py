@@ -43,6 +43,15 @@ preload_app = False
 if os.path.isdir("/dev/shm"):
     worker_tmp_dir = "/dev/shm"
 
+# Gunicorn >= 25.1 opens a control socket (for `gunicornc`) under $HOME/.gunicorn by default; in
+# the image $HOME is the read-only-to-the-app /app, and a runtime management socket is not
+# wanted in production anyway. Off unless GUNICORN_CONTROL_SOCKET names a writable path.
+_control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET", "").strip()
+if _control_socket:
+    control_socket = _control_socket
+else:
+    control_socket_disable = True
+
 # The app writes its own structured logs. The access log is off by default (it would add a
 # second, unstructured line per request, including query strings); set GUNICORN_ACCESSLOG=-
 # to turn it on.
