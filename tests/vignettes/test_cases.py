@@ -1,8 +1,10 @@
-"""Independent low back vignettes (low_back_cases.yaml), through the HTTP API.
+"""Every vignette through the HTTP API: the public cases and the project's own.
 
-The expectations come from the clinical brief, not from the service's output. Three checks:
-`expect` keys (tests.cases.mismatches), per-case `extra` checks the expect keys cannot express,
-and the invariants every response must satisfy (tests.vignettes.checks).
+Case files: ../shared/vignettes/cases.yaml (public), low_back_cases.yaml and hip_cases.yaml
+(written from the clinical brief and the issues, not from the service's output). Each case is
+checked three ways: its `expect` keys (tests.cases.mismatches), its optional `extra` checks
+that the expect keys cannot express, and the invariants every response must satisfy
+(tests.vignettes.checks).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ from typing import Any
 import pytest
 
 from tests.cases import load_cases, mismatches
+from tests.conftest import SHARED
 from tests.vignettes.checks import extra_mismatches, invariant_problems
 
-CASES = load_cases(Path(__file__).with_name("low_back_cases.yaml"))
+HERE = Path(__file__).parent
+CASES = load_cases(SHARED / "vignettes" / "cases.yaml", HERE / "low_back_cases.yaml",
+                   HERE / "hip_cases.yaml")
 IDS = [case["id"] for case in CASES]
 EXTRA_CASES = [case for case in CASES if "extra" in case]
 
@@ -31,15 +36,15 @@ def test_case_ids_are_unique():
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_low_back_case(client, case):
+def test_case(client, case):
     assert mismatches(case["expect"], _assess(client, case)) == []
 
 
 @pytest.mark.parametrize("case", EXTRA_CASES, ids=[case["id"] for case in EXTRA_CASES])
-def test_low_back_case_extra(client, case):
+def test_case_extra(client, case):
     assert extra_mismatches(case["extra"], _assess(client, case)) == []
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
-def test_low_back_invariants(client, catalog, case):
+def test_case_invariants(client, catalog, case):
     assert invariant_problems(case["presentation"], _assess(client, case), catalog) == []
