@@ -31,7 +31,7 @@ keepalive = 5
 
 # Recycle each worker after ~10k requests (jittered so they do not all restart at once):
 # bounds any slow memory growth in the native rules engine.
-max_requests = 10000
+max_requests = _int_env("GUNICORN_MAX_REQUESTS", 10000)
 max_requests_jitter = 1000
 
 # The durable-rules engine keeps native (C) state that must not be shared across fork():
@@ -58,3 +58,25 @@ else:
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+
+# Prometheus metrics across worker processes: every worker writes its samples to files in
+# one directory, and GET /metrics (in any worker) adds them up. The directory must exist
+# and be empty before workers start, and a dead worker's live gauges must be dropped.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    import tempfile
+
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="msk-metrics-")
+
+
+def on_starting(server):
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    os.makedirs(directory, exist_ok=True)
+    for name in os.listdir(directory):
+        if name.endswith(".db"):
+            os.remove(os.path.join(directory, name))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -10,7 +10,9 @@ from .api import blueprint
 from .assessment import Assessor
 from .config import Config
 from .errors import register_error_handlers
+from .headers import install_cors, install_security_headers
 from .loader import load_rulesets
+from .observability import configure_logging, install_request_observers
 
 
 def create_app(**overrides: Any) -> Flask:
@@ -19,10 +21,17 @@ def create_app(**overrides: Any) -> Flask:
     app = Flask(__name__, static_folder=None)  # no static files; no /static route
     app.config.update(
         MAX_CONTENT_LENGTH=config.max_body_bytes,
+        MAX_BATCH_BODY_BYTES=config.max_batch_body_bytes,
+        MAX_BATCH_ITEMS=config.max_batch_items,
         OPENAPI_PATH=str(config.openapi_path),
     )
     app.json.sort_keys = False  # keep the documented field order in responses
-    app.extensions["assessor"] = Assessor(load_rulesets(config.rulesets_dir))
+    configure_logging(config.log_level)
+    assessor = Assessor(load_rulesets(config.rulesets_dir))
+    app.extensions["assessor"] = assessor
+    install_request_observers(app, assessor.catalog.version)
+    install_security_headers(app)
+    install_cors(app, config.cors_allowed_origins)
     register_error_handlers(app)
     app.register_blueprint(blueprint)
     return app

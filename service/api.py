@@ -13,8 +13,16 @@ from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
-from .errors import MalformedJSON, NotFound, NotReady, UnsupportedMediaType, ValidationFailed
+from .errors import (
+    MalformedJSON,
+    NotFound,
+    NotReady,
+    UnsupportedMediaType,
+    ValidationFailed,
+    problem_body,
+)
 from .loader import Rule
+from .observability import count_rule_firings, count_validation_failure, metrics_response
 from .schemas import load_presentation
 
 blueprint = Blueprint("api", __name__)
@@ -52,7 +60,7 @@ def _read_body() -> bytes:
     """
     if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
         return request.get_data(cache=False)
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    limit = request.max_content_length
     stream = request.environ["wsgi.input"]
     chunks: list[bytes] = []
     size = 0
@@ -87,17 +95,61 @@ def _json_body() -> Any:
         raise MalformedJSON("The body holds a number too long to read.") from error
 
 
-@blueprint.post("/v1/assessments")
-def create_assessment() -> Response:
-    body = _json_body()
+def _validated(body: Any) -> dict[str, Any]:
     try:
-        presentation = load_presentation(body)
+        return load_presentation(body)
     except ValidationError as error:
         raise ValidationFailed("The presentation breaks the schema; see errors.",
                                errors=error.messages) from error
     except RecursionError as error:  # defence in depth: the schema itself is two levels deep
         raise MalformedJSON("The JSON is nested too deeply.") from error
-    return jsonify(_assessor().assess(presentation))
+
+
+def _assess(presentation: dict[str, Any], *, include_trace: bool = True) -> dict[str, Any]:
+    assessment = _assessor().assess(presentation)
+    count_rule_firings(step["rule"] for step in assessment["trace"])
+    if not include_trace:
+        del assessment["trace"]
+    return assessment
+
+
+@blueprint.post("/v1/assessments")
+def create_assessment() -> Response:
+    return jsonify(_assess(_validated(_json_body())))
+
+
+@blueprint.post("/v1/assessments/batch")
+def create_assessments_batch() -> Response:
+    """Assess up to MAX_BATCH_ITEMS presentations; each item succeeds or fails on its own."""
+    request.max_content_length = current_app.config["MAX_BATCH_BODY_BYTES"]
+    body = _json_body()
+    limit = current_app.config["MAX_BATCH_ITEMS"]
+    items = body.get("presentations") if isinstance(body, dict) else None
+    unknown = sorted(set(body) - {"presentations"}) if isinstance(body, dict) else []
+    if not isinstance(items, list) or not items or len(items) > limit or unknown:
+        errors = {name: ["Unknown field."] for name in unknown}
+        if not isinstance(items, list) or not items:
+            errors["presentations"] = ["Must be a non-empty list of presentations."]
+        elif len(items) > limit:
+            errors["presentations"] = [f"Must hold at most {limit} presentations."]
+        raise ValidationFailed("The batch breaks the schema; see errors.", errors=errors)
+    include_trace = request.args.get("trace", "false") == "true"
+    results = []
+    for index, item in enumerate(items):
+        try:
+            assessment = _assess(_validated(item), include_trace=include_trace)
+        except ValidationFailed as error:
+            count_validation_failure(error.status, error.errors or {})
+            results.append({"index": index, "status": error.status,
+                            "problem": problem_body(error)})
+        else:
+            results.append({"index": index, "status": 200, "assessment": assessment})
+    return jsonify({"results": results})
+
+
+@blueprint.get("/metrics")
+def metrics() -> Response:
+    return metrics_response()
 
 
 def _rule_entry(rule: Rule, assessor: Assessor) -> dict[str, Any]:

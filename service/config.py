@@ -27,6 +27,21 @@ def _int_env(name: str, default: int, minimum: int) -> int:
     return value
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = tuple(origin.strip().rstrip("/") for origin in raw.split(",") if origin.strip())
+    for origin in origins:
+        if origin == "*" or not origin.startswith(("https://", "http://")):
+            raise ConfigError(f"CORS_ALLOWED_ORIGINS takes full origins, got {origin!r}")
+    return origins
+
+
+def _log_level(raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(f"LOG_LEVEL must be debug, info, warning, error or critical: {raw!r}")
+    return level
+
+
 @dataclass(frozen=True)
 class Config:
     """Settings of one app instance; tests pass overrides to `create_app`."""
@@ -34,6 +49,10 @@ class Config:
     rulesets_dir: Path
     openapi_path: Path
     max_body_bytes: int
+    max_batch_body_bytes: int
+    max_batch_items: int
+    cors_allowed_origins: tuple[str, ...]
+    log_level: str
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -41,6 +60,11 @@ class Config:
             "rulesets_dir": Path(os.environ.get("RULESETS_DIR") or PROJECT_ROOT / "rulesets"),
             "openapi_path": Path(os.environ.get("OPENAPI_PATH") or PROJECT_ROOT / "openapi.yaml"),
             "max_body_bytes": _int_env("MAX_BODY_BYTES", 64 * 1024, minimum=1024),
+            "max_batch_body_bytes": _int_env("MAX_BATCH_BODY_BYTES", 8 * 1024 * 1024,
+                                             minimum=1024),
+            "max_batch_items": _int_env("MAX_BATCH_ITEMS", 1000, minimum=1),
+            "cors_allowed_origins": _origins(os.environ.get("CORS_ALLOWED_ORIGINS", "")),
+            "log_level": _log_level(os.environ.get("LOG_LEVEL", "info")),
         }
         values.update(overrides)
         return cls(**values)

@@ -13,6 +13,8 @@ from typing import Any
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
+from .observability import count_validation_failure, request_id
+
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger(__name__)
 
@@ -54,14 +56,29 @@ class NotReady(ProblemError):
 _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-large"}
 
 
-def problem(status: int, slug: str, title: str, detail: str,
-            errors: dict[str, list[str]] | None = None) -> Response:
-    """Build a problem+json response."""
+def _body(status: int, slug: str, title: str, detail: str,
+          errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
                             "detail": detail}
     if errors is not None:
         body["errors"] = errors
-    return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
+    return body
+
+
+def problem_body(error: ProblemError) -> dict[str, Any]:
+    """The problem details of an error, as a JSON object (e.g. one item of a batch)."""
+    return _body(error.status, error.slug, error.title, error.detail, error.errors)
+
+
+def problem(status: int, slug: str, title: str, detail: str,
+            errors: dict[str, list[str]] | None = None) -> Response:
+    """Build a problem+json response."""
+    return Response(json.dumps(_body(status, slug, title, detail, errors)), status=status,
+                    mimetype=PROBLEM_JSON)
+
+
+# Refusals of a request body before the engine runs, counted for the operators.
+_VALIDATION_STATUSES = (400, 413, 415, 422)
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -69,12 +86,16 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ProblemError)
     def _problem(error: ProblemError) -> Response:
+        if error.status in _VALIDATION_STATUSES:
+            count_validation_failure(error.status, error.errors or {})
         return problem(error.status, error.slug, error.title, error.detail, error.errors)
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
         detail = error.description or error.name
+        if status in _VALIDATION_STATUSES:
+            count_validation_failure(status)
         if status == 413:
             detail = f"The request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes."
         response = problem(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail)
@@ -89,6 +110,8 @@ def register_error_handlers(app: Flask) -> None:
         # The message of an exception may quote the patient's data (durable-rules quotes
         # whole facts), so only its type and the stack frames are logged.
         frames = "".join(traceback.format_tb(error.__traceback__))
-        log.error("unhandled %s\n%s", type(error).__name__, frames)
+        log.error("unhandled %s", type(error).__name__,
+                  extra={"request_id": request_id(), "frames": frames})
         return problem(500, "internal-error", "Internal Server Error",
-                       "The service could not complete the request. This is a defect.")
+                       "The service could not complete the request. This is a defect; "
+                       f"quote request id {request_id()}.")

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -15,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.cases import load_cases
-from tests.conftest import ROOT, SHARED
+from tests.conftest import SHARED
+from tests.gunicorn_server import running_gunicorn
 
 CASES = load_cases(SHARED / "vignettes" / "cases.yaml")
 
@@ -45,12 +41,6 @@ def test_threads_in_process_get_their_own_answers(app, expected):
     assert wrong == []
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _post(port: int, presentation: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/assessments", data=json.dumps(presentation).encode(),
@@ -61,31 +51,9 @@ def _post(port: int, presentation: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def gunicorn_port(tmp_path_factory):
-    port = _free_port()
-    log_path = tmp_path_factory.mktemp("gunicorn") / "stderr.log"
-    env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", "WEB_CONCURRENCY": "2",
-           "GUNICORN_THREADS": "4"}
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
-             "service:create_app()"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
-                    break
-            except OSError:
-                if server.poll() is not None:
-                    pytest.fail(f"gunicorn exited: {log_path.read_text()[-2000:]}")
-                time.sleep(0.2)
-        else:
-            pytest.fail("gunicorn did not become ready in 60 s")
-        yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    with running_gunicorn(log_path, WEB_CONCURRENCY="2", GUNICORN_THREADS="4") as server:
+        yield server.port
 
 
 def test_gunicorn_workers_and_threads_give_each_request_its_own_answer(gunicorn_port, expected):

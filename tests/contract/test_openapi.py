@@ -65,7 +65,7 @@ def types(node: dict[str, Any]) -> set[str]:
     return {declared} if isinstance(declared, str) else set(declared)
 
 
-def schema_at(path: str, root: str = "Assessment") -> dict[str, Any]:
+def schema_at(path: str, root: str = "AssessmentFields") -> dict[str, Any]:
     """Return the schema of a response field written as in contract.md: `imaging.procedures[]`."""
     node = SCHEMAS[root]
     for part in path.split("."):
@@ -319,6 +319,25 @@ def test_unknown_rule_is_a_404_problem(client, openapi):
 @pytest.mark.parametrize("path", ["/v1/citations", "/healthz", "/readyz", "/openapi.yaml"])
 def test_get_endpoint_conforms(client, openapi, path):
     assert exchange(client, openapi, "GET", path).status_code == 200
+
+
+@pytest.mark.parametrize("query", [{}, {"trace": "true"}], ids=["lean", "with_trace"])
+def test_batch_conforms(client, openapi, query):
+    body = {"presentations": [MINIMAL, {"patient": {"age": "52"}}, MINIMAL]}
+    response = exchange(client, openapi, "POST", "/v1/assessments/batch", check_request=True,
+                        json=body, query_string=query)
+    assert [r["status"] for r in response.json["results"]] == [200, 422, 200]
+
+
+def test_batch_refusal_conforms(client, openapi):
+    response = exchange(client, openapi, "POST", "/v1/assessments/batch",
+                        json={"presentations": []})
+    assert response.status_code == 422
+
+
+def test_metrics_conform(client, openapi):
+    response = exchange(client, openapi, "GET", "/metrics")
+    assert "http_requests_total" in response.get_data(as_text=True)
 
 
 def test_openapi_yaml_conditional_and_range_requests_conform(client, openapi):

@@ -1,0 +1,82 @@
+"""The real server: metrics across workers, logs without patient data, graceful shutdown."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.api.test_observability import DISTINCTIVE, DISTINCTIVE_MARKERS
+from tests.gunicorn_server import running_gunicorn
+
+MINIMAL = {"patient": {"age": 40}, "pain": {"sites": ["low_back"], "duration_days": 3}}
+
+
+def _post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    # Access log and debug level on: the most a deployment could log.
+    with running_gunicorn(log_path, WEB_CONCURRENCY="2", GUNICORN_ACCESSLOG="-",
+                          LOG_LEVEL="debug") as running:
+        yield running
+
+
+def test_metrics_add_up_across_worker_processes(server):
+    requests = 40
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: _post(f"{server.url}/v1/assessments", MINIMAL)[0],
+                                 range(requests)))
+    assert statuses == [200] * requests
+    with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    count = re.search(r'^http_requests_total\{method="POST",route="/v1/assessments",'
+                      r'status="200"\} (\S+)$', text, re.M)
+    assert count and float(count.group(1)) == requests
+    log = server.log_path.read_text()
+    assert len(set(re.findall(r"Booting worker with pid: (\d+)", log))) == 2
+
+
+def test_server_logs_carry_no_patient_data(server):
+    assert _post(f"{server.url}/v1/assessments", DISTINCTIVE)[0] == 200
+    bad = {**DISTINCTIVE, "patient": {"age": "SECRET-AGE-77"}}
+    try:
+        _post(f"{server.url}/v1/assessments", bad)
+    except urllib.error.HTTPError as error:
+        assert error.code == 422
+    time.sleep(0.5)  # let the workers flush their log lines
+    log = server.log_path.read_text()
+    assert '"route": "/v1/assessments"' in log
+    for marker in (*DISTINCTIVE_MARKERS, "SECRET-AGE-77"):
+        assert marker not in log
+
+
+def test_sigterm_lets_an_in_flight_request_finish(tmp_path):
+    with running_gunicorn(tmp_path / "server.log", WEB_CONCURRENCY="1") as running:
+        outcome: dict = {}
+
+        def long_batch() -> None:
+            outcome["status"], body = _post(f"{running.url}/v1/assessments/batch",
+                                            {"presentations": [MINIMAL] * 1000}, timeout=60)
+            outcome["results"] = len(body["results"])
+
+        client = threading.Thread(target=long_batch)
+        client.start()
+        time.sleep(0.3)
+        assert outcome == {}, "the batch must still be in flight when SIGTERM arrives"
+        running.process.send_signal(signal.SIGTERM)
+        client.join(timeout=60)
+        assert outcome == {"status": 200, "results": 1000}
+        assert running.process.wait(timeout=40) == 0
