@@ -32,7 +32,7 @@ keepalive = 5
 # Recycle each worker after ~10k requests (jittered so they do not all restart at once):
 # bounds any slow memory growth in the native rules engine.
 max_requests = _int_env("GUNICORN_MAX_REQUESTS", 10000)
-max_requests_jitter = 1000
+max_requests_jitter = max_requests // 10
 
 # The durable-rules engine keeps native (C) state that must not be shared across fork():
 # the app, and with it the engine, is created in each worker after the fork.
@@ -80,3 +80,37 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    _archive_worker_metrics(worker.pid)
+
+
+def _archive_worker_metrics(pid):
+    """Fold a dead worker's counters and histograms into one archive file per kind.
+
+    Each worker leaves files behind, and recycling would otherwise grow the directory (and
+    the work of every scrape) without bound. The archive is replaced atomically before the
+    dead worker's file is removed, so a scrape between the two counts it twice for an
+    instant rather than losing it.
+    """
+    from prometheus_client.mmap_dict import MmapedDict, mmap_key
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    directory = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    for kind in ("counter", "histogram"):
+        dead = os.path.join(directory, f"{kind}_{pid}.db")
+        if not os.path.exists(dead):
+            continue
+        archive = os.path.join(directory, f"{kind}_archive.db")
+        sources = [dead] + ([archive] if os.path.exists(archive) else [])
+        merged = MultiProcessCollector.merge(sources, accumulate=False)
+        partial = archive + ".partial"
+        values = MmapedDict(partial)
+        try:
+            for metric in merged:
+                for sample in metric.samples:
+                    key = mmap_key(metric.name, sample.name, list(sample.labels),
+                                   list(sample.labels.values()), metric.documentation)
+                    values.write_value(key, sample.value, sample.timestamp or 0.0)
+        finally:
+            values.close()
+        os.replace(partial, archive)
+        os.remove(dead)

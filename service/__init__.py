@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from flask import Flask
@@ -29,6 +30,7 @@ def create_app(**overrides: Any) -> Flask:
     configure_logging(config.log_level)
     assessor = Assessor(load_rulesets(config.rulesets_dir))
     app.extensions["assessor"] = assessor
+    app.extensions["batch_slot"] = threading.BoundedSemaphore(1)
     install_request_observers(app, assessor.catalog.version)
     install_security_headers(app)
     install_cors(app, config.cors_allowed_origins)

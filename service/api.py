@@ -14,6 +14,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
 from .errors import (
+    BatchBusy,
     MalformedJSON,
     NotFound,
     NotReady,
@@ -121,6 +122,18 @@ def create_assessment() -> Response:
 @blueprint.post("/v1/assessments/batch")
 def create_assessments_batch() -> Response:
     """Assess up to MAX_BATCH_ITEMS presentations; each item succeeds or fails on its own."""
+    # One batch at a time per worker process: a full traced batch holds ~90 MB and seconds
+    # of CPU, and several at once would starve the worker's other requests.
+    slot = current_app.extensions["batch_slot"]
+    if not slot.acquire(blocking=False):
+        raise BatchBusy("Another batch is being assessed by this worker; retry shortly.")
+    try:
+        return _assess_batch()
+    finally:
+        slot.release()
+
+
+def _assess_batch() -> Response:
     request.max_content_length = current_app.config["MAX_BATCH_BODY_BYTES"]
     body = _json_body()
     limit = current_app.config["MAX_BATCH_ITEMS"]

@@ -48,6 +48,11 @@ class ValidationFailed(ProblemError):
     status, slug, title = 422, "validation-error", "Unprocessable Content"
 
 
+class BatchBusy(ProblemError):
+    status, slug, title = 429, "batch-busy", "Too Many Requests"
+    retry_after_seconds = 5
+
+
 class NotReady(ProblemError):
     status, slug, title = 503, "not-ready", "Service Unavailable"
 
@@ -88,7 +93,10 @@ def register_error_handlers(app: Flask) -> None:
     def _problem(error: ProblemError) -> Response:
         if error.status in _VALIDATION_STATUSES:
             count_validation_failure(error.status, error.errors or {})
-        return problem(error.status, error.slug, error.title, error.detail, error.errors)
+        response = problem(error.status, error.slug, error.title, error.detail, error.errors)
+        if isinstance(error, BatchBusy):
+            response.headers["Retry-After"] = str(error.retry_after_seconds)
+        return response
 
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:

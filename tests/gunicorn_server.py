@@ -38,7 +38,8 @@ def running_gunicorn(log_path: Path, **env: str) -> Iterator[Server]:
     """Yield a ready gunicorn server; its stdout and stderr go to log_path."""
     port = _free_port()
     environment = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **env}
-    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server gets its own
+    if "PROMETHEUS_MULTIPROC_DIR" not in env:
+        environment.pop("PROMETHEUS_MULTIPROC_DIR", None)  # each server gets its own
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",

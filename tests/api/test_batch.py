@@ -94,3 +94,16 @@ def test_batch_body_over_its_limit_is_413(client, app):
                            content_type="application/json")
     assert response.status_code == 413
     assert response.content_type == "application/problem+json"
+
+
+def test_a_second_batch_in_the_same_worker_is_told_to_retry(client, app):
+    slot = app.extensions["batch_slot"]
+    assert slot.acquire(blocking=False)  # a batch is in flight in this worker
+    try:
+        response = client.post(BATCH, json={"presentations": [MINIMAL]})
+    finally:
+        slot.release()
+    assert response.status_code == 429
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"] == "5"
+    assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 200

@@ -79,3 +79,27 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path):
         client.join(timeout=60)
         assert outcome == {"status": 200, "results": 1000}
         assert running.process.wait(timeout=40) == 0
+
+
+def test_recycled_workers_keep_their_counts_and_leave_no_files(tmp_path):
+    """Dead workers' counters are folded into one archive file per kind (gunicorn.conf.py)."""
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    with running_gunicorn(tmp_path / "server.log", WEB_CONCURRENCY="2",
+                          GUNICORN_MAX_REQUESTS="10",
+                          PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as running:
+        requests = 120
+        for _ in range(requests):
+            assert _post(f"{running.url}/v1/assessments", MINIMAL)[0] == 200
+        time.sleep(2)  # the last recycled worker's files are archived by the master
+        with urllib.request.urlopen(f"{running.url}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        booted = len(re.findall(r"Booting worker with pid", running.log_path.read_text()))
+    count = re.search(r'^http_requests_total\{method="POST",route="/v1/assessments",'
+                      r'status="200"\} (\S+)$', text, re.M)
+    assert count and float(count.group(1)) == requests
+    assert booted > 4, "workers were expected to recycle"
+    files = sorted(path.name for path in metrics_dir.glob("*.db"))
+    # at most: the live workers' files and one archive per kind
+    assert len(files) <= 2 * 3 + 2, files
+    assert {"counter_archive.db", "histogram_archive.db"} <= set(files)

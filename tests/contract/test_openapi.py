@@ -335,6 +335,17 @@ def test_batch_refusal_conforms(client, openapi):
     assert response.status_code == 422
 
 
+def test_busy_batch_conforms(app, client, openapi):
+    slot = app.extensions["batch_slot"]
+    assert slot.acquire(blocking=False)
+    try:
+        response = exchange(client, openapi, "POST", "/v1/assessments/batch",
+                            json={"presentations": [MINIMAL]})
+    finally:
+        slot.release()
+    assert response.status_code == 429
+
+
 def test_metrics_conform(client, openapi):
     response = exchange(client, openapi, "GET", "/metrics")
     assert "http_requests_total" in response.get_data(as_text=True)
