@@ -47,6 +47,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     RULESETS_DIR=/app/rulesets \
     OPENAPI_PATH=/app/openapi.yaml
+# Production: CDS Hooks calls need the EHR's signed JWT; set CDS_HOOKS_ISSUERS and CDS_HOOKS_PUBLIC_URL.
+ENV CDS_HOOKS_AUTH=on
 
 USER 10001:10001
 EXPOSE 8080

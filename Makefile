@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean container-check
+.PHONY: help install run test lint format clean container-check browser
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -21,7 +21,20 @@ install: $(STAMP) ## Create the virtualenv and install the project with its test
 run: $(STAMP) ## Serve the app with gunicorn (PORT, WEB_CONCURRENCY, ... from the environment)
 	exec $(BIN)/gunicorn --config gunicorn.conf.py 'service:create_app()'
 
-test: $(STAMP) ## Lint, then run the test suite
+# Debian's Chromium for tests/browser (a browser download never works here). Installed only
+# when missing and run as root with apt-get; never fails the build: without Chromium the
+# browser tests skip, saying why.
+browser: ## Install Debian's chromium for the browser tests, if missing and possible
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's chromium for the browser tests"; \
+	    (export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	     apt-get install -y -qq chromium >/dev/null) || \
+	      echo "warning: could not install chromium: the browser tests will be skipped"; \
+	  else echo "warning: chromium is missing and cannot be installed here (needs root and" \
+	    "apt-get): the browser tests will be skipped"; fi; }
+
+test: $(STAMP) browser ## Lint, then run the test suite
 	$(BIN)/ruff check service tests
 	$(BIN)/python -m pytest
 

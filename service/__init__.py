@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Flask
 
+from . import cds_hooks
 from .api import blueprint
 from .assessment import Assessor
 from .config import Config
@@ -14,6 +15,7 @@ from .errors import register_error_handlers
 from .headers import install_cors, install_security_headers
 from .loader import load_rulesets
 from .observability import configure_logging, install_request_observers
+from .web import blueprint as web_blueprint
 
 
 def create_app(**overrides: Any) -> Flask:
@@ -36,4 +38,7 @@ def create_app(**overrides: Any) -> Flask:
     install_cors(app, config.cors_allowed_origins)
     register_error_handlers(app)
     app.register_blueprint(blueprint)
+    app.extensions["cds_hooks"] = cds_hooks.load_settings()  # CDS_HOOKS_* variables
+    app.register_blueprint(cds_hooks.blueprint)  # /cds-services (CDS Hooks 2.0)
+    app.register_blueprint(web_blueprint)  # /intake, /rules, /trace and /static/
     return app

@@ -5,95 +5,19 @@ Knows nothing of durable-rules: it sees an `Assessor` and a `RuleCatalog`.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
 from marshmallow import ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
-from .errors import (
-    BatchBusy,
-    MalformedJSON,
-    NotFound,
-    NotReady,
-    UnsupportedMediaType,
-    ValidationFailed,
-    problem_body,
-)
+from .errors import BatchBusy, MalformedJSON, NotFound, ValidationFailed, problem_body
+from .http import current_assessor, read_json_body
 from .loader import Rule
 from .observability import count_rule_firings, count_validation_failure, metrics_response
 from .schemas import load_presentation
 
 blueprint = Blueprint("api", __name__)
-
-
-def _assessor() -> Assessor:
-    assessor = current_app.extensions.get("assessor")
-    if assessor is None:
-        raise NotReady("The rulesets are not loaded.")
-    return assessor
-
-
-def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [key for key, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise MalformedJSON(f"The JSON object repeats the key {_first_repeat(keys)!r}.")
-    return dict(pairs)
-
-
-def _first_repeat(keys: list[str]) -> str:
-    seen: set[str] = set()
-    return next(key for key in keys if key in seen or seen.add(key))  # type: ignore[func-returns-value]
-
-
-def _refuse_constant(name: str) -> Any:
-    raise MalformedJSON(f"{name} is not valid JSON.")
-
-
-def _read_body() -> bytes:
-    """Read the whole body, refusing one over the limit even when it arrives chunked.
-
-    With Content-Length, Werkzeug refuses an oversized body (413) and reads exactly it.
-    Without (chunked), Werkzeug silently stops at the limit, which would assess a truncated
-    body; the server-terminated stream is read here up to one byte past the limit instead.
-    """
-    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return request.get_data(cache=False)
-    limit = request.max_content_length
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    if size > limit:
-        raise RequestEntityTooLarge()
-    return b"".join(chunks)
-
-
-def _json_body() -> Any:
-    """Decode the body strictly: UTF-8, standard JSON (no NaN), no repeated keys."""
-    if request.mimetype != "application/json":
-        raise UnsupportedMediaType("Send the presentation as application/json.")
-    raw = _read_body()
-    try:
-        text = raw.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_reject_duplicate_keys,
-                          parse_constant=_refuse_constant)
-    except UnicodeDecodeError as error:
-        raise MalformedJSON("The body is not valid UTF-8.") from error
-    except RecursionError as error:
-        raise MalformedJSON("The JSON is nested too deeply.") from error
-    except json.JSONDecodeError as error:
-        raise MalformedJSON(f"The body is not valid JSON: {error.msg} at line "
-                            f"{error.lineno}, column {error.colno}.") from error
-    except ValueError as error:  # an integer literal too long to convert
-        raise MalformedJSON("The body holds a number too long to read.") from error
 
 
 def _validated(body: Any) -> dict[str, Any]:
@@ -107,7 +31,7 @@ def _validated(body: Any) -> dict[str, Any]:
 
 
 def _assess(presentation: dict[str, Any], *, include_trace: bool = True) -> dict[str, Any]:
-    assessment = _assessor().assess(presentation)
+    assessment = current_assessor().assess(presentation)
     count_rule_firings(step["rule"] for step in assessment["trace"])
     if not include_trace:
         del assessment["trace"]
@@ -116,7 +40,7 @@ def _assess(presentation: dict[str, Any], *, include_trace: bool = True) -> dict
 
 @blueprint.post("/v1/assessments")
 def create_assessment() -> Response:
-    return jsonify(_assess(_validated(_json_body())))
+    return jsonify(_assess(_validated(read_json_body("presentation"))))
 
 
 @blueprint.post("/v1/assessments/batch")
@@ -135,7 +59,7 @@ def create_assessments_batch() -> Response:
 
 def _assess_batch() -> Response:
     request.max_content_length = current_app.config["MAX_BATCH_BODY_BYTES"]
-    body = _json_body()
+    body = read_json_body("batch")
     limit = current_app.config["MAX_BATCH_ITEMS"]
     items = body.get("presentations") if isinstance(body, dict) else None
     unknown = sorted(set(body) - {"presentations"}) if isinstance(body, dict) else []
@@ -181,7 +105,7 @@ def _rule_entry(rule: Rule, assessor: Assessor) -> dict[str, Any]:
 
 @blueprint.get("/v1/rules")
 def list_rules() -> Response:
-    assessor = _assessor()
+    assessor = current_assessor()
     catalog = assessor.catalog
     ruleset = request.args.get("ruleset")
     rules = [_rule_entry(r, assessor) for r in catalog.rules if ruleset in (None, r.ruleset)]
@@ -191,7 +115,7 @@ def list_rules() -> Response:
 
 @blueprint.get("/v1/rules/<rule_id>")
 def get_rule(rule_id: str) -> Response:
-    assessor = _assessor()
+    assessor = current_assessor()
     rule = assessor.catalog.rule(rule_id)
     if rule is None:
         raise NotFound(f"No rule has the id {rule_id!r}.")
@@ -200,7 +124,7 @@ def get_rule(rule_id: str) -> Response:
 
 @blueprint.get("/v1/citations")
 def list_citations() -> Response:
-    catalog = _assessor().catalog
+    catalog = current_assessor().catalog
     return jsonify({"citations": list(catalog.citations.values())})
 
 
@@ -211,7 +135,7 @@ def healthz() -> Response:
 
 @blueprint.get("/readyz")
 def readyz() -> Response:
-    catalog = _assessor().catalog
+    catalog = current_assessor().catalog
     return jsonify({"status": "ready", "rules": len(catalog.rules),
                     "ruleset": {"version": catalog.version, "digest": catalog.digest}})
 

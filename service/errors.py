@@ -10,7 +10,7 @@ import logging
 import traceback
 from typing import Any
 
-from flask import Flask, Response, json
+from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
 from .observability import count_validation_failure, request_id
@@ -104,8 +104,8 @@ def register_error_handlers(app: Flask) -> None:
         detail = error.description or error.name
         if status in _VALIDATION_STATUSES:
             count_validation_failure(status)
-        if status == 413:
-            detail = f"The request body is larger than {app.config['MAX_CONTENT_LENGTH']} bytes."
+        if status == 413:  # the limit that applied: batch and hook requests have their own
+            detail = f"The request body is larger than {request.max_content_length} bytes."
         response = problem(status, _HTTP_SLUGS.get(status, "http-error"), error.name, detail)
         # Keep the headers the error defines (Allow on 405, Content-Range on 416).
         for name, value in error.get_headers():

@@ -1,0 +1,140 @@
+"""patient-view (msk-assessment): hook requests built from FHIR R4 for the public vignettes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.cds_hooks.conftest import ALL_CASES, TODAY, VIGNETTES
+from tests.cds_hooks.fhir_builder import fhir_record, hook_request
+from tests.cds_hooks.shapes import shape_errors
+
+URL = "/cds-services/msk-assessment"
+
+
+def call(client, presentation: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    prefetch = fhir_record(presentation, TODAY)
+    prefetch.update(changes)
+    response = client.post(URL, json=hook_request("patient-view", prefetch))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert shape_errors("response", response.json) == []
+    return response.json
+
+
+def by_indicator(cards: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    grouped: dict[str, list[dict[str, Any]]] = {"critical": [], "warning": [], "info": []}
+    for card in cards:
+        grouped[card["indicator"]].append(card)
+    return grouped
+
+
+def assert_complete(card: dict[str, Any]) -> None:
+    """What the issue asks of every card."""
+    assert card["uuid"] and len(card["summary"]) < 140
+    assert card["detail"].strip()
+    assert {"label", "url", "topic"} <= set(card["source"])
+    assert card["links"] and all(link["url"].startswith("https://") for link in card["links"])
+
+
+def test_acute_nonspecific_pain_gets_one_info_card_with_the_first_line_plan(hooks):
+    cards = call(hooks, VIGNETTES["V01-acute-nonspecific"]["presentation"])["cards"]
+    assert [card["indicator"] for card in cards] == ["info"]
+    card = cards[0]
+    assert_complete(card)
+    assert card["summary"].startswith("Nonspecific low back pain (acute)")
+    assert "**First-line plan:**" in card["detail"] and "Stay active" in card["detail"]
+    assert "**Avoid:**" in card["detail"] and "Bed rest" in card["detail"]
+    assert "**Why**" in card["detail"]
+    assert any("nice.org.uk/guidance/ng59" in link["url"] for link in card["links"])
+
+
+def test_saddle_anaesthesia_gets_a_critical_card_for_cauda_equina(hooks):
+    cards = by_indicator(call(hooks, VIGNETTES["V03-saddle-anaesthesia"]["presentation"])["cards"])
+    [critical] = cards["critical"]
+    assert_complete(critical)
+    assert "Cauda equina syndrome" in critical["summary"]
+    assert "saddle anaesthesia" in critical["detail"]
+    assert "Emergency department" in critical["detail"]
+    assert critical["overrideReasons"]
+    assert cards["warning"] == [] and len(cards["info"]) == 1
+    assert "First-line plan" not in cards["info"][0]["detail"]  # no routine care in an emergency
+
+
+def test_immunosuppressed_fever_gets_a_warning_card_for_spinal_infection(hooks):
+    cards = by_indicator(call(hooks, VIGNETTES["V04-immunosuppressed-febrile"]["presentation"])
+                         ["cards"])
+    assert cards["critical"] == []
+    [warning] = cards["warning"]
+    assert_complete(warning)
+    assert "Spinal infection" in warning["summary"]
+    assert "fever" in warning["detail"] and "immunosuppression" in warning["detail"]
+
+
+def test_an_elderly_fall_on_the_hip_is_critical(hooks):
+    cards = by_indicator(call(hooks, VIGNETTES["V12-hip-fall-elderly"]["presentation"])["cards"])
+    [critical] = cards["critical"]
+    assert "Hip fracture" in critical["summary"]
+    assert critical["source"]["url"].startswith("https://")
+
+
+def test_unasked_red_flags_are_shown_as_open_questions(hooks):
+    cards = call(hooks, VIGNETTES["V10-not-screened"]["presentation"])["cards"]
+    [card] = cards
+    assert card["summary"].startswith("17 red-flag questions open")
+    assert "`neuro.saddle_anaesthesia`" in card["detail"]
+    assert "absent means unknown, never no" in card["detail"]
+
+
+def test_hip_osteoarthritis_is_classified_with_its_guidance(hooks):
+    [card] = call(hooks, VIGNETTES["V11-hip-oa"]["presentation"])["cards"]
+    assert_complete(card)
+    assert "Pain from within the hip joint" in card["summary"]
+    assert "Exercise therapy" in card["detail"]
+
+
+@pytest.mark.parametrize("case", ALL_CASES, ids=[case["id"] for case in ALL_CASES])
+def test_every_vignette_gets_cards_of_the_cds_hooks_shape_matching_its_urgency(hooks, case):
+    cards = by_indicator(call(hooks, case["presentation"])["cards"])
+    for card in [*cards["critical"], *cards["warning"], *cards["info"]]:
+        assert_complete(card)
+    assert len(cards["info"]) == 1
+    urgency = case["expect"].get("urgency", [])
+    if urgency == ["emergency"]:
+        assert cards["critical"]
+    if "emergency" not in urgency and "urgent" not in urgency and urgency:
+        assert cards["critical"] == [] and cards["warning"] == []
+
+
+def test_no_pain_condition_means_no_cards(hooks):
+    presentation = VIGNETTES["V01-acute-nonspecific"]["presentation"]
+    body = call(hooks, presentation, conditions=None)
+    assert body == {"cards": []}
+
+
+def test_unknown_age_or_onset_gives_an_info_card_saying_what_is_missing(hooks):
+    prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
+    prefetch["patient"]["birthDate"] = "1988"
+    del prefetch["conditions"]["entry"][0]["resource"]["onsetDateTime"]
+    response = hooks.post(URL, json=hook_request("patient-view", prefetch))
+    assert shape_errors("response", response.json) == []
+    [card] = response.json["cards"]
+    assert card["indicator"] == "info"
+    assert card["summary"] == ("No MSK assessment: the record lacks the patient's age and the "
+                               "onset of the pain")
+    assert "Patient.birthDate" in card["detail"] and "onsetDateTime" in card["detail"]
+    assert "Classification" not in card["detail"]
+
+
+def test_unreadable_resources_are_reported_on_the_card(hooks):
+    prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
+    prefetch["observations"]["entry"].append({"resource": {
+        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "valueBoolean": "yes"}})
+    prefetch["observations"]["entry"].append({"resource": {
+        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "subject": {"reference": "Patient/someone-else"}}})
+    response = hooks.post(URL, json=hook_request("patient-view", prefetch))
+    detail = response.json["cards"][0]["detail"]
+    assert "1 observations could not be read as FHIR R4" in detail
+    assert "1 observations about another patient were ignored" in detail
