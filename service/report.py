@@ -218,12 +218,13 @@ class _Builder:
                 "distress": start_back["distress"], "group": params["group"]}
 
     def missing_information(self) -> list[dict[str, Any]]:
-        entries: dict[str, dict[str, Any]] = {}
+        # One entry per field and screen: the same unanswered question can hold open both a
+        # red-flag screen and a classification, and each needs saying.
+        entries: dict[tuple[str, str], dict[str, Any]] = {}
         for firing, params in _drawn(self.firings, "missing"):
             self.reasons.add(firing, f"missing_information.{params['field']}")
-            entries.setdefault(params["field"], {"field": params["field"],
-                                                 "screen": params["screen"],
-                                                 "why": params["why"]})
+            entries.setdefault((params["field"], params["screen"]), {
+                "field": params["field"], "screen": params["screen"], "why": params["why"]})
         return list(entries.values())
 
     def trace(self) -> list[dict[str, Any]]:

@@ -30,6 +30,8 @@ NSAID_CONTRAINDICATIONS = (
 UNCONDITIONAL_RED_FLAGS = CAUDA_EQUINA_FINDINGS + (
     "neuro.foot_drop", "history.cancer", "history.fever",
 )
+# Neurological emergencies: red flags whatever the painful site.
+SITE_INDEPENDENT_RED_FLAGS = CAUDA_EQUINA_FINDINGS + ("neuro.foot_drop",)
 BACKED_SECTIONS = ("suspected_conditions", "treatments", "referrals", "avoid")
 
 
@@ -121,8 +123,9 @@ def test_suspected_hip_fracture_or_septic_joint_is_always_an_emergency(app, pres
 
 
 @SETTINGS
-@given(presentation=presentations(BACK_SITES))
+@given(presentation=presentations(ANY_SITES))
 def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presentation):
+    """Whatever the painful site: saddle anaesthesia with hip pain is still an emergency."""
     if not any(_given(presentation, f) is True for f in CAUDA_EQUINA_FINDINGS):
         presentation.setdefault("neuro", {})["saddle_anaesthesia"] = True
     result = _assess(app, presentation)
@@ -139,7 +142,7 @@ def test_red_flags_reach_the_output_and_never_give_self_care(app, presentation):
     result = _assess(app, presentation)
     back = "low_back" in presentation["pain"]["sites"]
     given_flags = {f for f in UNCONDITIONAL_RED_FLAGS
-                   if back and _given(presentation, f) is True}
+                   if (back or f in SITE_INDEPENDENT_RED_FLAGS) and _given(presentation, f) is True}
     assert given_flags <= {flag["field"] for flag in result["red_flags"]}
     if result["red_flags"] or given_flags:
         assert result["urgency"] != "self_care"
