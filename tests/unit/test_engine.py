@@ -270,3 +270,36 @@ def test_rules_are_split_into_gates_the_engine_can_match(engine):
     for rules in engine._gates.values():
         assert sum(max(rule.condition.weight, 1) for rule in rules) <= MAX_GATE_WEIGHT
     assert 2 * MAX_GATE_WEIGHT + 3 < 64
+
+
+def test_ready_actions_run_lowest_priority_first(engine):
+    """The engine drives durable's native dispatch itself: stage by stage, gate by gate, and
+    within a gate lowest `pri` first, so priorities never decrease along a run's firings."""
+    from service.schemas import load_presentation
+    from tests.cases import load_cases
+
+    cases = load_cases(ROOT.parent / "shared" / "vignettes" / "cases.yaml")
+    for presentation in [MINIMAL, SADDLE] + [load_presentation(c["presentation"]) for c in cases]:
+        priorities = [engine.definition(f.rule.id)["pri"] for f in _run(engine, presentation)]
+        assert priorities == sorted(priorities)
+
+
+def test_an_action_finishes_before_the_conclusions_it_asserts_are_acted_on(engine, monkeypatch):
+    """A conclusion asserted inside an action is matched by the running dispatch loop after the
+    action returns; no action ever runs nested inside another."""
+    depth = deepest = 0
+    real_fire = engine._fire
+
+    def tracking_fire(rule, session, joined):
+        nonlocal depth, deepest
+        depth += 1
+        deepest = max(deepest, depth)
+        try:
+            real_fire(rule, session, joined)
+        finally:
+            depth -= 1
+
+    monkeypatch.setattr(engine, "_fire", tracking_fire)
+    fired = _fired(_run(engine, SADDLE))
+    assert "lbp.refer.emergency" in fired  # the end of a four-link chain of conclusions
+    assert deepest == 1

@@ -1,0 +1,155 @@
+"""Throughput and latency over HTTP: POST /v1/assessments against GET /healthz, in one run.
+
+    .venv/bin/python benchmarks/http_load.py [--duration 15] [--connections 16] [--rounds 1]
+
+For each endpoint in turn (GET /healthz, then POST /v1/assessments with a Lua script rotating
+through every vignette body), starts gunicorn exactly as `make run` does (gunicorn.conf.py
+defaults: 2 workers x 4 threads, recycled after ~10,000 requests) on a free loopback port,
+waits for /readyz, warms up for 2 s, then runs wrk (installed with apt-get if missing) for
+--duration seconds at --connections connections. Prints req/s, p50 and p99 latency of both,
+the throughput ratio, and the server CPU time per request (the gunicorn processes' CPU over
+the requests they answered, which other load on a shared machine inflates far less than
+wall-clock figures). wrk runs on the same 2 cores as the server.
+
+With the default max_requests, /healthz at ~1,500 req/s usually recycles both workers during
+its window (about 1 s of CPU each, shown in the last column), which lowers its figure;
+--no-recycle (GUNICORN_MAX_REQUESTS=0) measures the steady state instead.
+
+Targets: assessment throughput at least half of /healthz throughput; assessment p99 < 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from _common import ensure_wrk, gunicorn, json_bodies, machine, server_cpu_seconds, worker_pids
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: str
+    server_cpu_ms: float
+    restarts: int
+
+
+def _lua_script(bodies: list[str]) -> str:
+    entries = []
+    for body in bodies:
+        assert "]==]" not in body
+        entries.append(f"[==[{body}]==]")
+    return (
+        "local bodies = {\n" + ",\n".join(entries) + "\n}\n"
+        "local headers = {[\"Content-Type\"] = \"application/json\"}\n"
+        "local i = 0\n"
+        "request = function()\n"
+        "  i = i % #bodies + 1\n"
+        "  return wrk.format(\"POST\", \"/v1/assessments\", headers, bodies[i])\n"
+        "end\n"
+    )
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(number) * _UNITS[unit]
+
+
+def _wrk(wrk: str, url: str, duration: int, connections: int, script: str | None) -> dict:
+    command = [wrk, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout", "10s"]
+    if script:
+        command += ["-s", script]
+    output = subprocess.run(command + [url], capture_output=True, text=True, check=True).stdout
+    percentiles = dict(re.findall(r"^\s+(\d+)%\s+([\d.]+\w+)\s*$", output, re.MULTILINE))
+    errors = []
+    for pattern in (r"Socket errors:.*", r"Non-2xx or 3xx responses: \d+"):
+        found = re.search(pattern, output)
+        if found:
+            errors.append(found.group(0))
+    return {
+        "requests": int(re.search(r"(\d+) requests in", output).group(1)),
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50": _ms(percentiles["50"]),
+        "p99": _ms(percentiles["99"]),
+        "errors": "; ".join(errors),
+    }
+
+
+def _measure(name: str, wrk: str, url: str, duration: int, connections: int,
+             script: str | None, master: int) -> Result:
+    workers, before = set(worker_pids(master)), server_cpu_seconds(master)
+    got = _wrk(wrk, url, duration, connections, script)
+    used = server_cpu_seconds(master) - before
+    restarts = len(set(worker_pids(master)) - workers)
+    return Result(name, got["requests"], got["rps"], got["p50"], got["p99"], got["errors"],
+                  used / max(got["requests"], 1) * 1e3, restarts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="repeat the healthz/assessment pair (figures of every round)")
+    parser.add_argument("--no-recycle", action="store_true",
+                        help="GUNICORN_MAX_REQUESTS=0: steady state, no worker restarts")
+    args = parser.parse_args()
+    server_env = {"GUNICORN_MAX_REQUESTS": "0"} if args.no_recycle else {}
+    wrk = ensure_wrk()
+    print(f"{machine()}; wrk -t2 -c{args.connections} -d{args.duration}s, same machine"
+          + ("; GUNICORN_MAX_REQUESTS=0" if args.no_recycle else ""))
+
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "assessments.lua"
+        bodies = json_bodies()
+        script.write_text(_lua_script(bodies))
+        endpoints = (("GET /healthz", "/healthz", None),
+                     ("POST /v1/assessments", "/v1/assessments", str(script)))
+        rounds = []
+        for _ in range(args.rounds):
+            results = []
+            for name, path, lua in endpoints:
+                # A fresh server per endpoint: workers recycle after ~10,000 requests (as
+                # configured), and a restart (~1 s of CPU) landing in the other endpoint's
+                # window would be charged to it.
+                with gunicorn(server_env) as (server, port):
+                    workers = len(worker_pids(server.pid))
+                    url = f"http://127.0.0.1:{port}{path}"
+                    _wrk(wrk, url, 2, args.connections, lua)  # warm up
+                    results.append(_measure(name, wrk, url, args.duration, args.connections,
+                                            lua, server.pid))
+            rounds.append(tuple(results))
+
+    print(f"{len(bodies)} vignette bodies rotated; {workers} workers")
+    print(f"{'':22s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'server CPU ms/req':>18s}"
+          f" {'workers recycled':>17s}")
+    ok = True
+    for health, assess in rounds:
+        for result in (health, assess):
+            print(f"{result.name:22s} {result.rps:8.0f} {result.p50_ms:8.2f} "
+                  f"{result.p99_ms:8.2f} {result.server_cpu_ms:18.2f} {result.restarts:17d}"
+                  + (f"   ERRORS: {result.errors}" if result.errors else ""))
+            ok = ok and not result.errors
+        ratio = assess.rps / health.rps
+        cpu_ratio = assess.server_cpu_ms / health.server_cpu_ms
+        print(f"throughput ratio assessments/healthz: {ratio:.2f} "
+              f"(target >= 0.50: {'PASS' if ratio >= 0.5 else 'FAIL'}); "
+              f"server CPU per request {cpu_ratio:.1f}x healthz")
+        print(f"assessment p99 {assess.p99_ms:.1f} ms "
+              f"(target < 50 ms: {'PASS' if assess.p99_ms < 50 else 'FAIL'})")
+    if not ok:
+        raise SystemExit("some requests failed")
+
+
+if __name__ == "__main__":
+    main()
