@@ -36,10 +36,6 @@ class _Reasons:
                                  "text": rule.statement, "citations": list(rule.citations)})
 
 
-def _drawn(firings: Iterable[Firing], kind: str) -> list[Drawn]:
-    return [(f, c.params) for f in firings for c in f.conclusions if c.kind == kind]
-
-
 class _Builder:
     def __init__(self, catalog: RuleCatalog, presentation: Mapping[str, Any],
                  firings: list[Firing]) -> None:
@@ -48,12 +44,20 @@ class _Builder:
         self.presentation = presentation
         self.firings = firings
         self.reasons = _Reasons()
+        # Every conclusion drawn, by kind, in firing order: each section reads its own.
+        self._drawn: dict[str, list[Drawn]] = defaultdict(list)
+        for firing in firings:
+            for conclusion in firing.conclusions:
+                self._drawn[conclusion.kind].append((firing, conclusion.params))
+
+    def drawn(self, kind: str) -> list[Drawn]:
+        return self._drawn.get(kind, [])
 
     def most_pressing(self, section: str, codes: Iterable[str]) -> str:
         return min(codes, key=lambda code: self.vocabulary.rank(section, code))
 
     def urgency(self) -> str:
-        drawn = _drawn(self.firings, "urgency")
+        drawn = self.drawn("urgency")
         if not drawn:
             raise EngineError("no rule concluded an urgency")
         level = self.most_pressing("urgency", (p["level"] for _, p in drawn))
@@ -63,7 +67,7 @@ class _Builder:
         return level
 
     def duration_category(self) -> str:
-        drawn = _drawn(self.firings, "duration_category")
+        drawn = self.drawn("duration_category")
         if len(drawn) != 1:
             raise EngineError(f"{len(drawn)} duration categories concluded, expected one")
         firing, params = drawn[0]
@@ -72,10 +76,10 @@ class _Builder:
 
     def classification(self) -> list[dict[str, Any]]:
         patterns: dict[str, list[str]] = defaultdict(list)
-        for _, params in _drawn(self.firings, "pattern"):
+        for _, params in self.drawn("pattern"):
             patterns[params["site"]].append(params["category"])
         by_site: dict[str, list[Drawn]] = defaultdict(list)
-        for firing, params in _drawn(self.firings, "classify"):
+        for firing, params in self.drawn("classify"):
             by_site[params["site"]].append((firing, params))
         entries = []
         for site in self.vocabulary.classification:
@@ -94,7 +98,7 @@ class _Builder:
 
     def suspected_conditions(self) -> list[dict[str, Any]]:
         by_code: dict[str, list[Drawn]] = defaultdict(list)
-        for firing, params in _drawn(self.firings, "suspect"):
+        for firing, params in self.drawn("suspect"):
             by_code[params["condition"]].append((firing, params))
         entries = []
         for code, drawn in by_code.items():
@@ -114,7 +118,7 @@ class _Builder:
     def red_flags(self, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         urgency_of = {entry["code"]: entry["urgency"] for entry in conditions}
         flags: dict[str, dict[str, Any]] = {}
-        for firing, params in _drawn(self.firings, "red_flag"):
+        for firing, params in self.drawn("red_flag"):
             raised = [c.params["condition"] for c in firing.conclusions if c.kind == "suspect"]
             raised += [has["suspect"]["condition"] for has in firing.matched.get("has", [])
                        if "suspect" in has]
@@ -131,7 +135,7 @@ class _Builder:
         return sorted(flags.values(), key=lambda f: self.vocabulary.rank("urgency", f["urgency"]))
 
     def imaging(self) -> dict[str, Any]:
-        drawn = _drawn(self.firings, "imaging")
+        drawn = self.drawn("imaging")
         if not drawn:
             raise EngineError("no rule concluded on imaging")
         indicated = [p for _, p in drawn if p["indicated"]]
@@ -156,19 +160,19 @@ class _Builder:
 
     def contraindications(self) -> dict[str, list[Drawn]]:
         by_treatment: dict[str, list[Drawn]] = defaultdict(list)
-        for firing, params in _drawn(self.firings, "contraindicate"):
+        for firing, params in self.drawn("contraindicate"):
             by_treatment[params["treatment"]].append((firing, params))
         return by_treatment
 
     def treatments(self, contraindicated: Mapping[str, list[Drawn]]) -> list[dict[str, Any]]:
         cautions: dict[str, list[dict[str, str]]] = defaultdict(list)
-        for firing, params in _drawn(self.firings, "caution"):
+        for firing, params in self.drawn("caution"):
             caution = {"code": params["code"], "text": params["text"]}
             if caution not in cautions[params["treatment"]]:
                 cautions[params["treatment"]].append(caution)
             self.reasons.add(firing, f"treatments.{params['treatment']}.cautions")
         entries: dict[str, dict[str, Any]] = {}
-        for firing, params in _drawn(self.firings, "treat"):
+        for firing, params in self.drawn("treat"):
             code = params["code"]
             if code in contraindicated:
                 continue  # safety net: never suggest what the input contraindicates
@@ -183,7 +187,7 @@ class _Builder:
 
     def avoid(self, contraindicated: Mapping[str, list[Drawn]]) -> list[dict[str, Any]]:
         entries: dict[str, dict[str, Any]] = {}
-        for firing, params in _drawn(self.firings, "avoid"):
+        for firing, params in self.drawn("avoid"):
             self.reasons.add(firing, f"avoid.{params['code']}")
             entries.setdefault(params["code"], {"code": params["code"],
                                                 "label": self.vocabulary.avoid[params["code"]]})
@@ -199,7 +203,7 @@ class _Builder:
 
     def referrals(self) -> list[dict[str, Any]]:
         by_code: dict[str, list[Drawn]] = defaultdict(list)
-        for firing, params in _drawn(self.firings, "refer"):
+        for firing, params in self.drawn("refer"):
             by_code[params["code"]].append((firing, params))
             self.reasons.add(firing, f"referrals.{params['code']}")
         entries = [{"code": code, "label": self.vocabulary.referrals[code],
@@ -208,7 +212,7 @@ class _Builder:
         return sorted(entries, key=lambda e: self.vocabulary.rank("urgency", e["urgency"]))
 
     def risk(self) -> dict[str, Any] | None:
-        drawn = _drawn(self.firings, "risk")
+        drawn = self.drawn("risk")
         if not drawn:
             return None
         firing, params = drawn[0]
@@ -221,7 +225,7 @@ class _Builder:
         # One entry per field and screen: the same unanswered question can hold open both a
         # red-flag screen and a classification, and each needs saying.
         entries: dict[tuple[str, str], dict[str, Any]] = {}
-        for firing, params in _drawn(self.firings, "missing"):
+        for firing, params in self.drawn("missing"):
             self.reasons.add(firing, f"missing_information.{params['field']}")
             entries.setdefault((params["field"], params["screen"]), {
                 "field": params["field"], "screen": params["screen"], "why": params["why"]})

@@ -51,19 +51,16 @@ class StrictNumber(fields.Field):
         return value
 
 
-class StrictString(fields.String):
-    """A JSON string only (marshmallow's String already refuses numbers and booleans)."""
-
-
 def _field_for(spec: FieldSpec) -> fields.Field:
     kwargs: dict[str, Any] = {"required": spec.required}
     if spec.kind == BOOL:
         return StrictBoolean(**kwargs)
     if spec.kind == ENUM:
-        return StrictString(validate=validate.OneOf(spec.choices), **kwargs)
+        # marshmallow's String refuses numbers and booleans; OneOf refuses other strings.
+        return fields.String(validate=validate.OneOf(spec.choices), **kwargs)
     if spec.kind == ENUM_LIST:
         return fields.List(
-            StrictString(validate=validate.OneOf(spec.choices)),
+            fields.String(validate=validate.OneOf(spec.choices)),
             validate=[validate.Length(min=1, max=len(spec.choices)), _unique],
             **kwargs,
         )

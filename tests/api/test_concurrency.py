@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -11,7 +9,7 @@ import pytest
 
 from tests.cases import load_cases
 from tests.conftest import SHARED
-from tests.gunicorn_server import running_gunicorn
+from tests.gunicorn_server import post_json, running_gunicorn
 
 CASES = load_cases(SHARED / "vignettes" / "cases.yaml")
 
@@ -41,14 +39,6 @@ def test_threads_in_process_get_their_own_answers(app, expected):
     assert wrong == []
 
 
-def _post(port: int, presentation: dict[str, Any]) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/v1/assessments", data=json.dumps(presentation).encode(),
-        headers={"Content-Type": "application/json"}, method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def gunicorn_port(tmp_path_factory):
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
@@ -59,7 +49,8 @@ def gunicorn_port(tmp_path_factory):
 def test_gunicorn_workers_and_threads_give_each_request_its_own_answer(gunicorn_port, expected):
     def post(index: int) -> tuple[str, dict[str, Any]]:
         case = CASES[index % len(CASES)]
-        return case["id"], _essentials(_post(gunicorn_port, case["presentation"]))
+        return case["id"], _essentials(post_json(
+            f"http://127.0.0.1:{gunicorn_port}/v1/assessments", case["presentation"])[1])
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         results = list(pool.map(post, range(600)))

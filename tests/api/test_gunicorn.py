@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import signal
 import threading
@@ -13,16 +12,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.api.test_observability import DISTINCTIVE, leaks
-from tests.gunicorn_server import running_gunicorn
+from tests.gunicorn_server import post_json, running_gunicorn
 
 MINIMAL = {"patient": {"age": 40}, "pain": {"sites": ["low_back"], "duration_days": 3}}
-
-
-def _post(url: str, body: dict, timeout: float = 30) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return response.status, json.loads(response.read())
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +29,7 @@ def server(tmp_path_factory):
 def test_metrics_add_up_across_worker_processes(server):
     requests = 40
     with ThreadPoolExecutor(max_workers=8) as pool:
-        statuses = list(pool.map(lambda _: _post(f"{server.url}/v1/assessments", MINIMAL)[0],
+        statuses = list(pool.map(lambda _: post_json(f"{server.url}/v1/assessments", MINIMAL)[0],
                                  range(requests)))
     assert statuses == [200] * requests
     with urllib.request.urlopen(f"{server.url}/metrics", timeout=10) as response:
@@ -50,10 +42,10 @@ def test_metrics_add_up_across_worker_processes(server):
 
 
 def test_server_logs_carry_no_patient_data(server):
-    assert _post(f"{server.url}/v1/assessments", DISTINCTIVE)[0] == 200
+    assert post_json(f"{server.url}/v1/assessments", DISTINCTIVE)[0] == 200
     bad = {**DISTINCTIVE, "patient": {"age": "SECRET-AGE-77"}}
     try:
-        _post(f"{server.url}/v1/assessments", bad)
+        post_json(f"{server.url}/v1/assessments", bad)
     except urllib.error.HTTPError as error:
         assert error.code == 422
     time.sleep(0.5)  # let the workers flush their log lines
@@ -67,7 +59,7 @@ def test_sigterm_lets_an_in_flight_request_finish(tmp_path):
         outcome: dict = {}
 
         def long_batch() -> None:
-            outcome["status"], body = _post(f"{running.url}/v1/assessments/batch",
+            outcome["status"], body = post_json(f"{running.url}/v1/assessments/batch",
                                             {"presentations": [MINIMAL] * 1000}, timeout=60)
             outcome["results"] = len(body["results"])
 
@@ -90,7 +82,7 @@ def test_recycled_workers_keep_their_counts_and_leave_no_files(tmp_path):
                           PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as running:
         requests = 120
         for _ in range(requests):
-            assert _post(f"{running.url}/v1/assessments", MINIMAL)[0] == 200
+            assert post_json(f"{running.url}/v1/assessments", MINIMAL)[0] == 200
         time.sleep(2)  # the last recycled worker's files are archived by the master
         with urllib.request.urlopen(f"{running.url}/metrics", timeout=10) as response:
             text = response.read().decode()
