@@ -14,7 +14,8 @@ three-valued contract (true / false / unknown) in the rules rather than in Pytho
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,10 +41,59 @@ class FactPattern:
     def describe(self) -> dict[str, Any]:
         return {self.kind: dict(self.attributes)}
 
+    def matches(self, fact: Mapping[str, Any]) -> bool:
+        """Tell whether a conclusion fact (`t` is its kind) has the attribute values asked."""
+        if fact.get("t") != self.kind:
+            return False
+        for name, wanted in self.attributes.items():
+            choices = wanted["in"] if isinstance(wanted, Mapping) else [wanted]
+            if fact.get(name) not in choices:
+                return False
+        return True
+
+    def concluded_keys(self) -> list[str]:
+        """The concluded keys any one of which means a matching conclusion exists."""
+        names = [name for name in FACT_ATTRIBUTES[self.kind] if name in self.attributes]
+        choices = [value["in"] if isinstance(value, Mapping) else [value]
+                   for value in (self.attributes[name] for name in names)]
+        return [concluded_key(self.kind, zip(names, combination, strict=True))
+                for combination in itertools.product(*choices)]
+
+
+CONCLUDED = "concluded"
+
+
+def concluded_key(kind: str, attributes: Iterable[tuple[str, Any]]) -> str:
+    """Name the fact property that records "a `kind` conclusion with these values exists".
+
+    Attributes come in FACT_ATTRIBUTES order, so a fact and a pattern build the same name.
+    """
+    return f"{CONCLUDED}.{kind}" + "".join(
+        f"|{name}={str(value).lower() if isinstance(value, bool) else value}"
+        for name, value in attributes)
+
+
+def concluded_keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every concluded key a conclusion fact sets: one per subset of its attributes.
+
+    A pattern names some of a kind's attributes; the fact satisfies it exactly when the key of
+    that subset with the pattern's values is among these.
+    """
+    kind = fact["t"]
+    present = [(name, fact[name]) for name in FACT_ATTRIBUTES[kind] if name in fact]
+    return tuple(concluded_key(kind, subset) for size in range(len(present) + 1)
+                 for subset in itertools.combinations(present, size))
+
 
 @dataclass
 class CompiledCondition:
-    """A rule's test of the presentation and its joins on earlier conclusions, compiled."""
+    """A rule's test of the presentation and of earlier conclusions, compiled.
+
+    Conclusions are not joined as separate facts: each stage's copy of the presentation carries
+    the conclusions drawn before it as `concluded.*` keys (see `concluded_keys`), and `has:` /
+    `lacks:` become tests of those keys on the same fact. Every rule is then one term, so the
+    engine builds one beta node per rule and never joins or negates across facts.
+    """
 
     presentation_test: dict[str, Any] | None
     fields: list[str] = field(default_factory=list)
@@ -53,17 +103,25 @@ class CompiledCondition:
     @property
     def weight(self) -> int:
         """Count the leaf tests: each becomes a node in the engine's alpha network."""
-        return _leaves(self.presentation_test) if self.presentation_test else 0
+        tests = self.presentation_test
+        return (_leaves(tests) if tests else 0) + len(self.concluded_fields)
+
+    @property
+    def concluded_fields(self) -> list[str]:
+        """The concluded keys this rule tests, in order, without repeats."""
+        return list(dict.fromkeys(k for p in (*self.has, *self.lacks) for k in p.concluded_keys()))
 
     def engine_terms(self, gate: str) -> list[dict[str, Any]]:
-        """Return the rule's `all:` terms: its gate's copy of the presentation, then joins."""
-        presentation: list[dict[str, Any]] = [{"t": "presentation"}, {"gate": gate}]
+        """Return the rule's `all:` terms: one test of its gate's copy of the presentation."""
+        tests: list[dict[str, Any]] = [{"t": "presentation"}, {"gate": gate}]
         if self.presentation_test is not None:
-            presentation.append(self.presentation_test)
-        terms: list[dict[str, Any]] = [{"p": {"$and": presentation}}]
-        terms += [{f"has{i}": _pattern_test(p)} for i, p in enumerate(self.has)]
-        terms += [{f"lacks{i}$not": _pattern_test(p)} for i, p in enumerate(self.lacks)]
-        return terms
+            tests.append(self.presentation_test)
+        for pattern in self.has:  # some conclusion matches: any of the pattern's keys is set
+            present = [{"$ex": {key: 1}} for key in pattern.concluded_keys()]
+            tests.append(present[0] if len(present) == 1 else {"$or": present})
+        for pattern in self.lacks:  # no conclusion matches: none of them is set
+            tests += [{"$nex": {key: 1}} for key in pattern.concluded_keys()]
+        return [{"p": {"$and": tests}}]
 
 
 def _leaves(test: Mapping[str, Any]) -> int:
@@ -72,15 +130,6 @@ def _leaves(test: Mapping[str, Any]) -> int:
         return sum(_leaves(item) for item in value)
     return 1
 
-
-def _pattern_test(pattern: FactPattern) -> dict[str, Any]:
-    tests: list[dict[str, Any]] = [{"t": pattern.kind}]
-    for name, value in pattern.attributes.items():
-        if isinstance(value, Mapping):
-            tests.append({"$or": [{name: choice} for choice in value["in"]]})
-        else:
-            tests.append({name: value})
-    return {"$and": tests}
 
 
 class _Compiler:

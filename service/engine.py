@@ -1,4 +1,4 @@
-"""Run a presentation through durable-rules, one private session per call, recording a trace.
+"""Run a presentation through durable-rules, recording a trace.
 
 This module is the only one that touches durable-rules. Each hazard measured in
 ../shared/durable-rules-notes.md has its workaround here, named where it is applied:
@@ -6,8 +6,10 @@ This module is the only one that touches durable-rules. Each hazard measured in
 - the stock Host's timer threads steal activations and crash under load: the stock Host is not
   used at all; `_NativeHost` drives the native engine directly and starts no thread;
 - facts outlive a session unless deleted, and >1,024 live sessions break a ruleset for good:
-  one unique sid per run, deleted in `finally`, with at most one session alive per engine
-  (the lock; the engine holds the GIL anyway, so threads gain nothing by overlapping);
+  each engine keeps one session, and every fact asserted into it is retracted as soon as the
+  rules it made ready have run, so no fact outlives its run; a run that fails deletes the
+  session (its facts with it) and the next run starts a new one. The lock keeps one run at a
+  time per engine (the engine holds the GIL anyway, so threads gain nothing by overlapping);
 - deleting a session where no action ran segfaults: a sentinel fact is asserted then;
 - exceptions in actions are swallowed into the session state by the stock Host: here they
   propagate from the action to `run`, which re-raises them as EngineError;
@@ -20,9 +22,13 @@ This module is the only one that touches durable-rules. Each hazard measured in
   rule branches match one fact at once. Rules are therefore split into gates of bounded
   size, and the presentation is asserted once per gate, each copy seen by one gate only.
 
-Rules run stage by stage and gate by gate: a stage's presentation copies are asserted only
-after every rule of earlier stages has finished, so `lacks:` (negation) always sees every
-conclusion it depends on.
+Rules run stage by stage and gate by gate. Earlier conclusions reach later rules on the
+presentation copy itself (`concluded.*` keys, see conditions.py), not as facts to join, so
+every rule is one test of one fact: the engine keeps one beta node per rule, never joins or
+negates across facts, and a `lacks:` (negation) always sees every conclusion it depends on,
+because a copy is built only after every rule of earlier gates has finished. A session's
+native state is a fixed ~8 KiB per beta node; with joins, creating and deleting one per run
+was a quarter of the engine's time (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any
 import durable_rules_engine as native  # durable-rules' compiled engine (the package ships it)
 
 from .actions import FACT_ATTRIBUTES, Conclusion
+from .conditions import FactPattern, concluded_keys
 from .loader import Rule, RuleCatalog
 from .presentation import lookup
 
@@ -66,23 +73,20 @@ class Firing:
 
 
 @dataclass
-class _Session:
-    presentation: Mapping[str, Any]
-    sid: str
-    firings: list[Firing] = field(default_factory=list)
-    actions_run: int = 0
-    error: BaseException | None = None
-    fact_count: int = 0
-    # (rule id, ids of the facts it matched): one firing per distinct match. The engine
-    # activates a rule once per matching `$or` alternative, which would repeat it.
-    matches_seen: set[tuple[str, tuple[str, ...]]] = field(default_factory=set)
-    # Conclusions already asserted as facts: a second rule drawing the same conclusion is
-    # recorded (trace, reasons) but asserts nothing new, so later rules fire once for it.
-    facts_seen: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+class _Run:
+    """What one assessment has found so far; it lives only for the duration of `run`."""
 
-    def next_fact_id(self, kind: str) -> str:
-        self.fact_count += 1
-        return f"{kind}-{self.fact_count}"
+    presentation: Mapping[str, Any]
+    number: int
+    copy_id: str = ""  # the presentation copy being matched: every action must be on it
+    firings: list[Firing] = field(default_factory=list)
+    # A rule is one term on one gate's copy, asserted once per run; the engine activates it
+    # once per matching `$or` alternative, so it fires on the first activation only.
+    fired: set[str] = field(default_factory=set)
+    # Each distinct conclusion fact, first drawing first, and the concluded keys they set.
+    concluded: list[Mapping[str, Any]] = field(default_factory=list)
+    concluded_keys: set[str] = field(default_factory=set)
+    error: BaseException | None = None
 
 
 class _NativeHost:
@@ -101,8 +105,8 @@ class _NativeHost:
 
     # Result codes of the native assert (rules.h). For "not handled" the native call leaves
     # the returned state offset unset (pyAssertFact), so it must not be used: the fact was
-    # not kept and made nothing ready (legitimate for a gate copy none of whose rules applies,
-    # or an unused conclusion). For "deferred", durable's Host runs actions for state 0.
+    # not kept and made nothing ready (legitimate for a gate copy none of whose rules applies).
+    # For "deferred", durable's Host runs actions for state 0.
     _NOT_HANDLED = 1
     _OBSERVED = 2  # a fact with this id is already in the session
     _DEFERRED = 3
@@ -118,35 +122,32 @@ class _NativeHost:
             for name, rules in rulesets.items()
         }
 
-    def assert_fact(self, ruleset: str, fact: Mapping[str, Any], complete: None = None) -> None:
-        """Assert a fact and run every action it makes ready, before returning.
-
-        The signature is the stock Host's; only its synchronous form (no `complete`) exists.
-        """
-        if complete is not None:
-            raise TypeError("only synchronous asserts are supported")
+    def assert_fact(self, ruleset: str, fact: str) -> bool:
+        """Assert a fact (JSON text) and run every action it makes ready; tell whether it was
+        kept."""
         handle = self._handles[ruleset]
-        state = self._assert(handle, fact)
-        if state is not None:
-            self._run_actions(handle, state)
+        result, state = native.assert_fact(handle, fact)
+        if result == self._OBSERVED:
+            raise EngineError("a fact with the same id was asserted twice")
+        if result == self._NOT_HANDLED:
+            return False
+        self._run_actions(handle, 0 if result == self._DEFERRED else state)
+        return True
 
-    def assert_from_action(self, ruleset: str, fact: Mapping[str, Any]) -> None:
-        """Assert a conclusion from inside an action: the running loop runs what it enables."""
-        self._assert(self._handles[ruleset], fact)
+    def retract_fact(self, ruleset: str, fact_id: str, sid: str) -> None:
+        """Take a fact out of the session; it must leave no rule ready to run."""
+        handle = self._handles[ruleset]
+        _, state = native.retract_fact(handle, _to_json({"id": fact_id, "sid": sid}))
+        if native.start_action_for_state(handle, state) is not None:
+            native.abandon_action(handle, state)
+            raise EngineError(f"retracting fact {fact_id!r} made a rule ready to run")
+
+    def facts(self, ruleset: str, sid: str) -> list[dict[str, Any]]:
+        """Return the facts a session holds (for checks: after a run there are none)."""
+        return json.loads(native.get_facts(self._handles[ruleset], sid))
 
     def delete_state(self, ruleset: str, sid: str) -> None:
         native.delete_state(self._handles[ruleset], sid)
-
-    def _assert(self, handle: int, fact: Mapping[str, Any]) -> int | None:
-        """Assert one fact; return the state whose ready actions to run, or None."""
-        result, state = native.assert_fact(handle, _to_json(fact))
-        if result == self._OBSERVED:
-            raise EngineError(f"a fact with id {fact.get('id')!r} was asserted twice")
-        if result == self._NOT_HANDLED:
-            return None
-        if result == self._DEFERRED:
-            return 0
-        return state
 
     def _run_actions(self, handle: int, state: int) -> None:
         started = native.start_action_for_state(handle, state)
@@ -163,15 +164,17 @@ class _NativeHost:
             messages = native.complete_and_start_action(handle, state)
 
 
-def _project(presentation: Mapping[str, Any],
-             fields: list[tuple[str, str]]) -> dict[str, dict[str, Any]]:
-    """Return the nested presentation reduced to the given (section, name) fields."""
-    projected: dict[str, dict[str, Any]] = {}
-    for section, name in fields:
-        values = presentation.get(section)
-        if values is not None and name in values:
-            projected.setdefault(section, {})[name] = values[name]
-    return projected
+def _encode_fields(presentation: Mapping[str, Any]) -> dict[str, str]:
+    """Encode each field of a nested presentation once, as `"section.name":value`.
+
+    The engine flattens nested objects into dotted names before matching, so a flat copy with
+    dotted names is the same fact to it; each gate's copy is then a join of these members.
+    """
+    return {
+        f"{section}.{name}": f'"{section}.{name}":{_to_json(value)}'
+        for section, values in presentation.items() if isinstance(values, Mapping)
+        for name, value in values.items()
+    }
 
 
 def _assign_gates(rules: tuple[Rule, ...]) -> dict[str, list[Rule]]:
@@ -196,16 +199,27 @@ class RulesEngine:
     """Own one durable-rules host compiled from a catalog, and run assessments on it."""
 
     def __init__(self, catalog: RuleCatalog) -> None:
-        self._sessions: dict[str, _Session] = {}
         self._lock = threading.Lock()
         self._gates = _assign_gates(catalog.rules)
-        # Each gate's copy of the presentation carries only the fields its rules test: a
-        # field left out reads as unknown, exactly as it does to those rules anyway, and
-        # the engine parses a few fields per copy instead of every one.
+        # Each gate's copy of the presentation carries only the fields and concluded keys its
+        # rules test: a field left out reads as unknown, exactly as it does to those rules
+        # anyway, and the engine parses a few fields per copy instead of every one.
         self._gate_fields = {
-            gate: [tuple(path.split(".")) for path in
-                   dict.fromkeys(p for rule in rules for p in rule.condition.fields)]
+            gate: list(dict.fromkeys(p for rule in rules for p in rule.condition.fields))
             for gate, rules in self._gates.items()
+        }
+        self._gate_concluded = {
+            gate: [(key, f"{_to_json(key)}:true") for key in dict.fromkeys(
+                k for rule in rules for k in rule.condition.concluded_fields)]
+            for gate, rules in self._gates.items()
+        }
+        self._gate_type = {gate: f'"t":"presentation","gate":{_to_json(gate)}}}'
+                           for gate in self._gates}
+        # The concluded keys each conclusion sets, worked out once (conclusions are constant).
+        self._keys_of = {
+            (rule.id, index): concluded_keys(conclusion.fact)
+            for rule in catalog.rules for index, conclusion in enumerate(rule.then)
+            if conclusion.fact is not None
         }
         self._definitions = {
             rule.id: {"all": rule.condition.engine_terms(gate), "pri": priority, "run": rule.id}
@@ -221,6 +235,10 @@ class RulesEngine:
             _SENTINEL: {"all": [{"s": {"t": "sentinel"}}], "run": _SENTINEL},
         }
         self._host = _NativeHost({RULESET: definitions}, actions)
+        self._sid: str | None = None  # the live native session, if any
+        self._actions_in_session = 0
+        self._runs = 0
+        self._current: _Run | None = None
 
     def definition(self, rule_id: str) -> dict[str, Any]:
         """Return the durable-rules definition the engine runs for a rule (for reviewers)."""
@@ -228,78 +246,89 @@ class RulesEngine:
 
     def run(self, presentation: Mapping[str, Any]) -> list[Firing]:
         """Run every stage over a validated presentation and return the firings in order."""
-        sid = uuid.uuid4().hex
-        session = _Session(presentation=presentation, sid=sid)
         with self._lock:
-            self._sessions[sid] = session
+            self._runs += 1
+            run = self._current = _Run(presentation=presentation, number=self._runs)
             try:
-                for gate, fields in self._gate_fields.items():
-                    copy_ = _project(presentation, fields)
-                    # A copy no rule of its gate accepts (none of them could apply) is fine.
-                    self._host.assert_fact(RULESET, {**copy_, "id": f"p.{gate}", "sid": sid,
-                                                     "t": "presentation", "gate": gate})
+                if self._sid is None:
+                    self._sid, self._actions_in_session = uuid.uuid4().hex, 0
+                fields = _encode_fields(presentation)
+                for gate in self._gates:
+                    # A copy no rule of its gate accepts (none of them could apply) is not kept.
+                    if self._host.assert_fact(RULESET, self._gate_copy(run, gate, fields)):
+                        self._host.retract_fact(RULESET, run.copy_id, self._sid)
             except BaseException:
                 # An action failed: no later rule ran (the failure stopped the engine's loop).
-                if session.error is not None:
-                    raise EngineError(
-                        f"a rule action failed: {session.error!r}") from session.error
+                # The session may still hold this run's facts: it goes, and them with it.
+                self._discard_session()
+                if run.error is not None:
+                    raise EngineError(f"a rule action failed: {run.error!r}") from run.error
                 raise
             finally:
-                self._close(sid, session)
-        return session.firings
+                self._current = None
+        return run.firings
 
-    def _close(self, sid: str, session: _Session) -> None:
-        try:
-            if session.actions_run == 0:
-                self._host.assert_fact(RULESET, {"id": "sentinel", "sid": sid, "t": "sentinel"})
-            self._host.delete_state(RULESET, sid)
-        finally:
-            del self._sessions[sid]
+    def _gate_copy(self, run: _Run, gate: str, fields: Mapping[str, str]) -> str:
+        """The JSON of a gate's copy: the fields and concluded keys its rules test, if set."""
+        members = [fields[path] for path in self._gate_fields[gate] if path in fields]
+        members += [member for key, member in self._gate_concluded[gate]
+                    if key in run.concluded_keys]
+        run.copy_id = f"p{run.number}.{gate}"
+        members.append(f'"id":{_to_json(run.copy_id)},"sid":"{self._sid}",{self._gate_type[gate]}')
+        return "{" + ",".join(members)
+
+    def _discard_session(self) -> None:
+        sid, self._sid = self._sid, None
+        if sid is None:
+            return
+        if self._actions_in_session == 0:
+            self._host.assert_fact(
+                RULESET, _to_json({"id": "sentinel", "sid": sid, "t": "sentinel"}))
+        self._host.delete_state(RULESET, sid)
 
     def _count_action(self, joined: dict[str, Any]) -> None:
-        self._sessions[joined["s"]["sid"]].actions_run += 1
+        self._actions_in_session += 1
 
     def _action_for(self, rule: Rule) -> Callable[[dict[str, Any]], None]:
         def action(joined: dict[str, Any]) -> None:
-            # `joined`: the facts the activation matched, by alias (p, has0, ...).
-            session = self._sessions[joined["p"]["sid"]]
-            session.actions_run += 1
-            match = (rule.id, tuple(sorted(fact["id"] for fact in joined.values())))
-            if match in session.matches_seen:
+            # `joined`: the fact the activation matched, under its alias `p`.
+            self._actions_in_session += 1
+            run = self._current
+            if run is None or joined["p"]["id"] != run.copy_id:
+                raise EngineError(f"rule {rule.id} matched a fact of no current run")
+            if rule.id in run.fired:
                 return
-            session.matches_seen.add(match)
+            run.fired.add(rule.id)
             try:
-                self._fire(rule, session, joined)
+                self._fire(rule, run)
             except BaseException as error:
-                session.error = session.error or error
+                run.error = run.error or error
                 raise
 
         return action
 
-    def _fire(self, rule: Rule, session: _Session, joined: Mapping[str, Any]) -> None:
+    def _fire(self, rule: Rule, run: _Run) -> None:
+        condition = rule.condition
         matched: dict[str, Any] = {
-            path: lookup(session.presentation, path) for path in rule.condition.fields
+            path: lookup(run.presentation, path) for path in condition.fields
         }
-        if rule.condition.has:
-            matched["has"] = [
-                {p.kind: {a: joined[f"has{i}"].get(a) for a in FACT_ATTRIBUTES[p.kind]}}
-                for i, p in enumerate(rule.condition.has)
-            ]
-        if rule.condition.lacks:
-            matched["lacks"] = [pattern.describe() for pattern in rule.condition.lacks]
-        session.firings.append(
-            Firing(seq=len(session.firings) + 1, rule=rule, matched=matched,
-                   conclusions=rule.then)
+        if condition.has:
+            matched["has"] = [self._first_match(run, pattern) for pattern in condition.has]
+        if condition.lacks:
+            matched["lacks"] = [pattern.describe() for pattern in condition.lacks]
+        run.firings.append(
+            Firing(seq=len(run.firings) + 1, rule=rule, matched=matched, conclusions=rule.then)
         )
-        for conclusion in rule.then:
-            if conclusion.fact is None:
+        for index, conclusion in enumerate(rule.then):
+            if conclusion.fact is None or conclusion.fact in run.concluded:
                 continue
-            content = tuple(sorted(conclusion.fact.items()))
-            if content in session.facts_seen:
-                continue
-            session.facts_seen.add(content)
-            fact = {**conclusion.fact, "id": session.next_fact_id(conclusion.kind),
-                    "sid": session.sid}
-            # When no later rule may build on this conclusion, the engine does not keep it;
-            # it still reaches the response.
-            self._host.assert_from_action(RULESET, fact)
+            run.concluded.append(conclusion.fact)
+            run.concluded_keys.update(self._keys_of[(rule.id, index)])
+
+    @staticmethod
+    def _first_match(run: _Run, pattern: FactPattern) -> dict[str, Any]:
+        """The earliest conclusion that satisfied a `has:` pattern, as the trace shows it."""
+        for fact in run.concluded:
+            if pattern.matches(fact):
+                return {pattern.kind: {a: fact.get(a) for a in FACT_ATTRIBUTES[pattern.kind]}}
+        raise EngineError(f"the engine matched {pattern.describe()} but no conclusion does")

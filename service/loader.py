@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from .actions import Conclusion, ConclusionError, build_conclusion
-from .conditions import CompiledCondition, ConditionError, FactPattern, compile_when
+from .conditions import CompiledCondition, ConditionError, compile_when
 from .vocabulary import Vocabulary, VocabularyError
 
 MANIFEST = "manifest.yaml"
@@ -207,17 +207,6 @@ class _Context:
     problems: list[str]
 
 
-def _could_match(pattern: FactPattern, fact: Mapping[str, Any]) -> bool:
-    """Tell whether a `has:`/`lacks:` pattern could match a fact some rule asserts."""
-    if fact["t"] != pattern.kind:
-        return False
-    for name, wanted in pattern.attributes.items():
-        choices = wanted["in"] if isinstance(wanted, Mapping) else [wanted]
-        if fact.get(name) not in choices:
-            return False
-    return True
-
-
 def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: list[str]) -> None:
     """Refuse a rule whose `has:`/`lacks:` result could depend on the order rules fire in.
 
@@ -233,7 +222,7 @@ def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: lis
         position = stages.index(rule.stage)
         for part in ("has", "lacks"):
             for pattern in getattr(rule.condition, part):
-                sources = [(at, src) for at, src, fact in asserted if _could_match(pattern, fact)]
+                sources = [(at, src) for at, src, fact in asserted if pattern.matches(fact)]
                 where = f"{rule.file}: rule {rule.id}: {part} {pattern.describe()}"
                 if not any(at < position for at, _ in sources):
                     problems.append(f"{where} tests nothing: no earlier stage concludes it")

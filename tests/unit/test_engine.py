@@ -10,10 +10,11 @@ import threading
 import tomllib
 from pathlib import Path
 
+import durable_rules_engine
 import pytest
 
 from service.assessment import Assessor
-from service.engine import EngineError, RulesEngine
+from service.engine import RULESET, EngineError, RulesEngine
 from service.loader import load_rulesets
 from service.presentation import RULE_FIELDS, derive
 from tests.conftest import ROOT
@@ -60,9 +61,15 @@ def test_results_are_complete_when_run_returns(engine):
         assert rule_id in fired
 
 
-def test_every_session_is_deleted(engine):
-    _run(engine, SADDLE)
-    assert engine._sessions == {}
+def _live_facts(engine: RulesEngine) -> list:
+    return engine._host.facts(RULESET, engine._sid) if engine._sid else []
+
+
+def test_no_fact_outlives_its_run(engine):
+    """Facts stay in a session until deleted: every fact of a run is retracted by its end."""
+    assert _run(engine, SADDLE)
+    assert engine._sid is not None
+    assert _live_facts(engine) == []
 
 
 def test_more_sessions_than_the_engine_slot_limit(engine):
@@ -77,15 +84,20 @@ def test_action_exception_is_raised_not_swallowed(catalog, monkeypatch):
     engine = RulesEngine(catalog)
     real_fire = engine._fire
 
-    def failing_fire(rule, session, c):
+    def failing_fire(rule, run):
         if rule.id == "lbp.ces.saddle_anaesthesia":
             raise ValueError("boom")
-        real_fire(rule, session, c)
+        real_fire(rule, run)
 
+    _run(engine, MINIMAL)
+    failed_session = engine._sid
     monkeypatch.setattr(engine, "_fire", failing_fire)
     with pytest.raises(EngineError, match="boom"):
         _run(engine, SADDLE)
-    assert engine._sessions == {}
+    # The failed run's session, with whatever facts it still held, is gone.
+    assert engine._sid is None
+    with pytest.raises(durable_rules_engine.error, match="309"):  # no such session
+        engine._host.facts(RULESET, failed_session)
     monkeypatch.setattr(engine, "_fire", real_fire)
     assert "lbp.ces.saddle_anaesthesia" in _fired(_run(engine, SADDLE))
 
@@ -96,11 +108,11 @@ def test_failed_run_stops_before_later_stages(catalog, monkeypatch):
     fired: list[str] = []
     real_fire = engine._fire
 
-    def recording_fire(rule, session, c):
+    def recording_fire(rule, run):
         fired.append(rule.id)
         if rule.id == "lbp.ces.saddle_anaesthesia":
             raise ValueError("boom")
-        real_fire(rule, session, c)
+        real_fire(rule, run)
 
     monkeypatch.setattr(engine, "_fire", recording_fire)
     with pytest.raises(EngineError):
@@ -118,10 +130,10 @@ _NO_ACTION_SCRIPT = textwrap.dedent(
     engine = RulesEngine(load_rulesets(Path("rulesets")))
     real_assert = engine._host.assert_fact
 
-    def fail_on_presentation(ruleset, fact, complete=None):
-        if fact.get("t") == "presentation":
+    def fail_on_presentation(ruleset, fact):
+        if '"t":"presentation"' in fact:
             raise RuntimeError("refused before any action ran")
-        return real_assert(ruleset, fact, complete)
+        return real_assert(ruleset, fact)
 
     engine._host.assert_fact = fail_on_presentation
     try:
@@ -240,7 +252,7 @@ def test_concurrent_runs_see_only_their_own_facts(catalog):
     for thread in threads:
         thread.join()
     assert errors == []
-    assert engine._sessions == {}
+    assert _live_facts(engine) == []
 
 
 def test_rule_fires_once_when_several_alternatives_match(engine):
@@ -290,12 +302,12 @@ def test_an_action_finishes_before_the_conclusions_it_asserts_are_acted_on(engin
     depth = deepest = 0
     real_fire = engine._fire
 
-    def tracking_fire(rule, session, joined):
+    def tracking_fire(rule, run):
         nonlocal depth, deepest
         depth += 1
         deepest = max(deepest, depth)
         try:
-            real_fire(rule, session, joined)
+            real_fire(rule, run)
         finally:
             depth -= 1
 
