@@ -13,6 +13,7 @@ from .assessment import Assessor
 from .config import Config
 from .errors import register_error_handlers
 from .headers import install_cors, install_security_headers
+from .json_provider import OrjsonProvider
 from .loader import load_rulesets
 from .observability import configure_logging, install_request_observers
 from .web import blueprint as web_blueprint
@@ -28,7 +29,7 @@ def create_app(**overrides: Any) -> Flask:
         MAX_BATCH_ITEMS=config.max_batch_items,
         OPENAPI_PATH=str(config.openapi_path),
     )
-    app.json.sort_keys = False  # keep the documented field order in responses
+    app.json = OrjsonProvider(app)  # keeps the documented field order in responses
     configure_logging(config.log_level)
     assessor = Assessor(load_rulesets(config.rulesets_dir))
     app.extensions["assessor"] = assessor
