@@ -42,11 +42,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import durable_rules_engine as native  # durable-rules' compiled engine (the package ships it)
+import orjson
 
 from .actions import FACT_ATTRIBUTES, Conclusion
 from .conditions import FactPattern, concluded_keys
 from .loader import Rule, RuleCatalog
-from .presentation import lookup
 
 RULESET = "assessment"
 _SENTINEL = "engine$sentinel"
@@ -54,8 +54,11 @@ _SENTINEL = "engine$sentinel"
 # pushed at most once per fact, so 24 leaves per gate keep the stack below 2 x 24 + 3 of 64.
 MAX_GATE_WEIGHT = 24
 
-# Facts are plain dicts built here (no cycles); one encoder instead of one per json.dumps call.
-_to_json = json.JSONEncoder(ensure_ascii=False, check_circular=False).encode
+
+
+def _to_json(value: Any) -> str:
+    """Encode a fact or a value of one (validated: finite numbers, strings, lists, bools)."""
+    return orjson.dumps(value).decode()
 
 
 class EngineError(RuntimeError):
@@ -83,9 +86,10 @@ class _Run:
     # A rule is one term on one gate's copy, asserted once per run; the engine activates it
     # once per matching `$or` alternative, so it fires on the first activation only.
     fired: set[str] = field(default_factory=set)
-    # Each distinct conclusion fact, first drawing first, and the concluded keys they set.
-    concluded: list[Mapping[str, Any]] = field(default_factory=list)
-    concluded_keys: set[str] = field(default_factory=set)
+    # Each distinct conclusion (its content), and for each concluded key the first conclusion
+    # that set it, with its position (the trace shows it as what a `has:` matched).
+    concluded: set[tuple[tuple[str, Any], ...]] = field(default_factory=set)
+    concluded_keys: dict[str, tuple[int, Mapping[str, Any]]] = field(default_factory=dict)
     error: BaseException | None = None
 
 
@@ -155,7 +159,7 @@ class _NativeHost:
             return
         messages: str | None = started[1]
         while messages is not None:
-            ((name, joined),) = json.loads(messages).items()
+            ((name, joined),) = orjson.loads(messages).items()
             try:
                 self._actions[name](joined)
             except BaseException:
@@ -215,11 +219,21 @@ class RulesEngine:
         }
         self._gate_type = {gate: f'"t":"presentation","gate":{_to_json(gate)}}}'
                            for gate in self._gates}
-        # The concluded keys each conclusion sets, worked out once (conclusions are constant).
-        self._keys_of = {
-            (rule.id, index): concluded_keys(conclusion.fact)
-            for rule in catalog.rules for index, conclusion in enumerate(rule.then)
-            if conclusion.fact is not None
+        # Worked out once per rule, as rules are constant: the conclusion facts it asserts
+        # with their content and the concluded keys they set; the fields and `has:` patterns
+        # the trace reports as matched.
+        self._asserts = {
+            rule.id: [(c.fact, tuple(sorted(c.fact.items())), concluded_keys(c.fact))
+                      for c in rule.then if c.fact is not None]
+            for rule in catalog.rules
+        }
+        self._reported_fields = {
+            rule.id: [(path, *path.split(".")) for path in rule.condition.fields]
+            for rule in catalog.rules
+        }
+        self._has_keys = {
+            rule.id: [(pattern, pattern.concluded_keys()) for pattern in rule.condition.has]
+            for rule in catalog.rules
         }
         self._definitions = {
             rule.id: {"all": rule.condition.engine_terms(gate), "pri": priority, "run": rule.id}
@@ -308,27 +322,32 @@ class RulesEngine:
         return action
 
     def _fire(self, rule: Rule, run: _Run) -> None:
-        condition = rule.condition
+        presentation = run.presentation
         matched: dict[str, Any] = {
-            path: lookup(run.presentation, path) for path in condition.fields
+            path: presentation.get(section, {}).get(name)
+            for path, section, name in self._reported_fields[rule.id]
         }
-        if condition.has:
-            matched["has"] = [self._first_match(run, pattern) for pattern in condition.has]
-        if condition.lacks:
-            matched["lacks"] = [pattern.describe() for pattern in condition.lacks]
+        if rule.condition.has:
+            matched["has"] = [_first_match(run, pattern, keys)
+                              for pattern, keys in self._has_keys[rule.id]]
+        if rule.condition.lacks:
+            matched["lacks"] = [pattern.describe() for pattern in rule.condition.lacks]
         run.firings.append(
             Firing(seq=len(run.firings) + 1, rule=rule, matched=matched, conclusions=rule.then)
         )
-        for index, conclusion in enumerate(rule.then):
-            if conclusion.fact is None or conclusion.fact in run.concluded:
+        for fact, content, keys in self._asserts[rule.id]:
+            if content in run.concluded:
                 continue
-            run.concluded.append(conclusion.fact)
-            run.concluded_keys.update(self._keys_of[(rule.id, index)])
+            run.concluded.add(content)
+            order = len(run.concluded)
+            for key in keys:
+                run.concluded_keys.setdefault(key, (order, fact))
 
-    @staticmethod
-    def _first_match(run: _Run, pattern: FactPattern) -> dict[str, Any]:
-        """The earliest conclusion that satisfied a `has:` pattern, as the trace shows it."""
-        for fact in run.concluded:
-            if pattern.matches(fact):
-                return {pattern.kind: {a: fact.get(a) for a in FACT_ATTRIBUTES[pattern.kind]}}
+
+def _first_match(run: _Run, pattern: FactPattern, keys: list[str]) -> dict[str, Any]:
+    """The earliest conclusion that satisfied a `has:` pattern, as the trace shows it."""
+    found = [run.concluded_keys[key] for key in keys if key in run.concluded_keys]
+    if not found:
         raise EngineError(f"the engine matched {pattern.describe()} but no conclusion does")
+    _, fact = min(found, key=lambda entry: entry[0])
+    return {pattern.kind: {a: fact.get(a) for a in FACT_ATTRIBUTES[pattern.kind]}}

@@ -12,15 +12,40 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, missing, validate
 
 from .presentation import BOOL, ENUM, ENUM_LIST, INPUT_FIELDS, INT, SECTIONS, FieldSpec
 
 
-class StrictBoolean(fields.Field):
+class _PlainValueField(fields.Field):
+    """A field whose commonest inputs are answered before marshmallow's general path.
+
+    `deserialize` runs for every declared field of a section, given or not, and its general
+    path (missing check, pre-load hooks, validators, post-load hooks; none are used here) is
+    most of validation's time. An absent optional field, and a value `_plainly_valid`
+    confirms, come back as the general path would return them; anything else (every error
+    included) takes the general path.
+    """
+
+    def deserialize(self, value: Any, attr: str | None = None, data: Any = None,
+                    **kwargs: Any) -> Any:
+        if value is missing and not self.required:
+            return missing
+        if self._plainly_valid(value):
+            return value
+        return super().deserialize(value, attr, data, **kwargs)
+
+    def _plainly_valid(self, value: Any) -> bool:
+        return False
+
+
+class StrictBoolean(_PlainValueField):
     """true or false, nothing else (no 0/1, no "yes")."""
 
     default_error_messages = {"invalid": "Not a valid boolean: use true or false."}
+
+    def _plainly_valid(self, value: Any) -> bool:
+        return value is True or value is False
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):
@@ -28,7 +53,18 @@ class StrictBoolean(fields.Field):
         return value
 
 
-class StrictNumber(fields.Field):
+class Choice(_PlainValueField, fields.String):
+    """One of a fixed list of strings (marshmallow's String refuses numbers and booleans)."""
+
+    def __init__(self, choices: tuple[str, ...], **kwargs: Any) -> None:
+        super().__init__(validate=validate.OneOf(choices), **kwargs)
+        self._choices = frozenset(choices)
+
+    def _plainly_valid(self, value: Any) -> bool:
+        return type(value) is str and value in self._choices
+
+
+class StrictNumber(_PlainValueField):
     """A finite JSON number (an integer when `integer=True`); never a string or boolean."""
 
     default_error_messages = {
@@ -37,9 +73,18 @@ class StrictNumber(fields.Field):
         "finite": "Must be a finite number.",
     }
 
-    def __init__(self, *, integer: bool, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, integer: bool, minimum: float | None = None,
+                 maximum: float | None = None, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Range(min=minimum, max=maximum), **kwargs)
         self.integer = integer
+        self._minimum = -math.inf if minimum is None else minimum
+        self._maximum = math.inf if maximum is None else maximum
+
+    def _plainly_valid(self, value: Any) -> bool:
+        # type() and not isinstance(): a bool is an int subclass and must take the error path.
+        return ((type(value) is int or (type(value) is float and not self.integer
+                                        and math.isfinite(value)))
+                and self._minimum <= value <= self._maximum)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -56,19 +101,15 @@ def _field_for(spec: FieldSpec) -> fields.Field:
     if spec.kind == BOOL:
         return StrictBoolean(**kwargs)
     if spec.kind == ENUM:
-        # marshmallow's String refuses numbers and booleans; OneOf refuses other strings.
-        return fields.String(validate=validate.OneOf(spec.choices), **kwargs)
+        return Choice(spec.choices, **kwargs)
     if spec.kind == ENUM_LIST:
         return fields.List(
             fields.String(validate=validate.OneOf(spec.choices)),
             validate=[validate.Length(min=1, max=len(spec.choices)), _unique],
             **kwargs,
         )
-    return StrictNumber(
-        integer=spec.kind == INT,
-        validate=validate.Range(min=spec.minimum, max=spec.maximum),
-        **kwargs,
-    )
+    return StrictNumber(integer=spec.kind == INT, minimum=spec.minimum, maximum=spec.maximum,
+                        **kwargs)
 
 
 def _unique(values: list[Any]) -> None:

@@ -32,7 +32,7 @@ class _Lenient(Schema):
 class FhirAuthorizationSchema(_Lenient):
     access_token = fields.String(**_TEXT)
     token_type = fields.String(required=True, validate=validate.OneOf(["Bearer", "bearer"]))
-    expires_in = StrictNumber(integer=True, required=True, validate=validate.Range(min=0))
+    expires_in = StrictNumber(integer=True, required=True, minimum=0)
     scope = fields.String(**_TEXT)
     subject = fields.String(**_TEXT)
     patient = fields.String(validate=validate.Length(min=1))
