@@ -16,10 +16,12 @@ bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"
 # processes than cores only adds contention. Override with WEB_CONCURRENCY.
 workers = _int_env("WEB_CONCURRENCY", 2)
 
-# gthread: a few threads per worker keep cheap requests (/healthz, /readyz, /openapi.yaml)
-# answering while a worker is busy evaluating rules.
+# gthread with 2 threads: a worker assesses one batch at a time (a second gets 429), so the
+# other thread is always free for a probe, a metrics scrape or an assessment while a batch
+# runs. More threads only share the GIL: each CPU-bound request in flight takes as many times
+# longer, which lengthened the p99 at 16 connections (benchmarks/README.md).
 worker_class = "gthread"
-threads = _int_env("GUNICORN_THREADS", 4)
+threads = _int_env("GUNICORN_THREADS", 2)
 
 # A request that takes longer than this is stuck, not slow: the worker is killed and replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)

@@ -4,7 +4,7 @@
 
 For each endpoint in turn (GET /healthz, then POST /v1/assessments with a Lua script rotating
 through every vignette body), starts gunicorn exactly as `make run` does (gunicorn.conf.py
-defaults: 2 workers x 4 threads, recycled after ~10,000 requests) on a free loopback port,
+defaults: 2 workers x 2 threads, recycled after ~10,000 requests) on a free loopback port,
 waits for /readyz, warms up for 2 s, then runs wrk (installed with apt-get if missing) for
 --duration seconds at --connections connections. Prints req/s, p50 and p99 latency of both,
 the throughput ratio, and the server CPU time per request (the gunicorn processes' CPU over

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/memory_soak.py [--requests 50000] [--warmup 5000]
 
-Starts gunicorn as `make run` does (gunicorn.conf.py: 2 workers x 4 threads) but with
+Starts gunicorn as `make run` does (gunicorn.conf.py: 2 workers x 2 threads) but with
 GUNICORN_MAX_REQUESTS=0, so workers are never recycled and any growth stays visible. A client
 of 16 threads, each on its own keep-alive connection (reopened every 25 requests so that both
 workers keep getting connections), POSTs the vignette bodies in rotation to /v1/assessments
