@@ -67,10 +67,16 @@ def concluded_key(kind: str, attributes: Iterable[tuple[str, Any]]) -> str:
     """Name the fact property that records "a `kind` conclusion with these values exists".
 
     Attributes come in FACT_ATTRIBUTES order, so a fact and a pattern build the same name.
+    Codes holding a separator would make two names alike, so they are refused (at start-up:
+    every key is built when the engine compiles the catalog).
     """
-    return f"{CONCLUDED}.{kind}" + "".join(
-        f"|{name}={str(value).lower() if isinstance(value, bool) else value}"
-        for name, value in attributes)
+    parts = [f"{CONCLUDED}.{kind}"]
+    for name, value in attributes:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if "|" in text or "=" in text or '"' in text:
+            raise ValueError(f"{kind}.{name} value {text!r} holds a key separator")
+        parts.append(f"|{name}={text}")
+    return "".join(parts)
 
 
 def concluded_keys(fact: Mapping[str, Any]) -> tuple[str, ...]:
@@ -129,7 +135,6 @@ def _leaves(test: Mapping[str, Any]) -> int:
     if key in ("$and", "$or"):
         return sum(_leaves(item) for item in value)
     return 1
-
 
 
 class _Compiler:
