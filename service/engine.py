@@ -47,6 +47,7 @@ import orjson
 from .actions import FACT_ATTRIBUTES, Conclusion
 from .conditions import FactPattern, concluded_keys
 from .loader import Rule, RuleCatalog
+from .presentation import lookup
 
 RULESET = "assessment"
 _SENTINEL = "engine$sentinel"
@@ -220,15 +221,10 @@ class RulesEngine:
         self._gate_type = {gate: f'"t":"presentation","gate":{_to_json(gate)}}}'
                            for gate in self._gates}
         # Worked out once per rule, as rules are constant: the conclusion facts it asserts
-        # with their content and the concluded keys they set; the fields and `has:` patterns
-        # the trace reports as matched.
+        # with their content and the concluded keys they set; the keys of its `has:` patterns.
         self._asserts = {
             rule.id: [(c.fact, tuple(sorted(c.fact.items())), concluded_keys(c.fact))
                       for c in rule.then if c.fact is not None]
-            for rule in catalog.rules
-        }
-        self._reported_fields = {
-            rule.id: [(path, *path.split(".")) for path in rule.condition.fields]
             for rule in catalog.rules
         }
         self._has_keys = {
@@ -322,10 +318,8 @@ class RulesEngine:
         return action
 
     def _fire(self, rule: Rule, run: _Run) -> None:
-        presentation = run.presentation
         matched: dict[str, Any] = {
-            path: presentation.get(section, {}).get(name)
-            for path, section, name in self._reported_fields[rule.id]
+            path: lookup(run.presentation, path) for path in rule.condition.fields
         }
         if rule.condition.has:
             matched["has"] = [_first_match(run, pattern, keys)

@@ -18,8 +18,6 @@ from flask.json.provider import DefaultJSONProvider
 class OrjsonProvider(DefaultJSONProvider):
     """Encode with orjson, keeping insertion order (the documented field order)."""
 
-    sort_keys = False
-
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         return self._encode(obj).decode()
 
