@@ -87,6 +87,7 @@ INPUT_FIELDS: dict[str, FieldSpec] = {
         "osteoporosis",
         "recent_bacterial_infection",
         "prior_spine_surgery",
+        "prior_hip_fracture_or_dislocation",
     ),
     **_bools("neuro", "saddle_anaesthesia", "urinary_retention", "bladder_or_bowel_incontinence"),
     "neuro.weakness": FieldSpec(ENUM, choices=("none", "stable", "progressive")),
@@ -103,7 +104,10 @@ INPUT_FIELDS: dict[str, FieldSpec] = {
         "hot_swollen_joint",
         "hip_clicking_or_locking",
     ),
-    **_bools("associated", "abdominal_pain", "nausea_vomiting", "urinary_symptoms"),
+    **_bools(
+        "associated", "abdominal_pain", "nausea_vomiting", "urinary_symptoms",
+        "pulsatile_abdominal_mass",
+    ),
     **_bools(
         "comorbidities",
         "gi_ulcer_or_bleed",

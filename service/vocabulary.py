@@ -18,6 +18,7 @@ _SECTIONS = (
     "treatments",
     "referrals",
     "avoid",
+    "safety_netting",
 )
 
 
@@ -39,6 +40,7 @@ class Vocabulary:
     treatments: dict[str, dict[str, str]]
     referrals: dict[str, str]
     avoid: dict[str, str]
+    safety_netting: dict[str, str]
 
     @classmethod
     def from_data(cls, data: Any) -> Vocabulary:
@@ -54,6 +56,9 @@ class Vocabulary:
             if not isinstance(entry, dict) or set(entry) != {"site", "kind", "label"} \
                     or entry["site"] not in SITES:
                 raise VocabularyError(f"condition {code!r} needs site, kind and label")
+        for code, text in data["safety_netting"].items():
+            if not isinstance(text, str) or not text.strip():
+                raise VocabularyError(f"safety-netting advice {code!r} needs its text")
         for code, entry in data["treatments"].items():
             if not isinstance(entry, dict) or set(entry) != {"type", "label"}:
                 raise VocabularyError(f"treatment {code!r} needs type and label")

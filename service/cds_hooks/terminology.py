@@ -73,6 +73,7 @@ STANDARD_CODES: dict[str, tuple[Code, ...]] = {
 # episode of pain says nothing about it.
 HISTORY_FIELDS = frozenset({
     "history.cancer", "history.osteoporosis", "history.prior_spine_surgery",
+    "history.prior_hip_fracture_or_dislocation",
     "history.iv_drug_use", "history.long_term_corticosteroids",
     "history.recent_bacterial_infection", "history.fall", "history.trauma",
     "comorbidities.gi_ulcer_or_bleed", "comorbidities.chronic_kidney_disease",

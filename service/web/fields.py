@@ -50,6 +50,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "history.osteoporosis": ("Osteoporosis", ""),
     "history.recent_bacterial_infection": ("Recent bacterial infection", ""),
     "history.prior_spine_surgery": ("Previous spine surgery", ""),
+    "history.prior_hip_fracture_or_dislocation": (
+        "Previous hip fracture or dislocation", "Of the painful hip."),
     "neuro.saddle_anaesthesia": (
         "Saddle anaesthesia", "Numbness of the groin, buttocks or inner thighs."),
     "neuro.urinary_retention": ("Urinary retention", "New difficulty passing urine."),
@@ -69,6 +71,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "associated.abdominal_pain": ("Abdominal pain", ""),
     "associated.nausea_vomiting": ("Nausea or vomiting", ""),
     "associated.urinary_symptoms": ("Urinary symptoms", "Dysuria, haematuria or flank pain."),
+    "associated.pulsatile_abdominal_mass": (
+        "Pulsatile abdominal mass", "Felt on abdominal examination."),
     "comorbidities.gi_ulcer_or_bleed": ("Gastrointestinal ulcer or bleed", ""),
     "comorbidities.chronic_kidney_disease": ("Chronic kidney disease", ""),
     "comorbidities.cardiovascular_disease": ("Cardiovascular disease", ""),

@@ -479,6 +479,7 @@ VOCABULARY_ENUMS = {
     "TreatmentCode": "treatments",
     "ReferralCode": "referrals",
     "AvoidCode": "avoid",
+    "SafetyNetCode": "safety_netting",
 }
 
 
