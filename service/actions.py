@@ -84,9 +84,14 @@ def _missing(p: Mapping[str, Any], v: Vocabulary) -> dict[str, Any]:
     return {"field": p["field"], "screen": p["screen"]}
 
 
-def _red_flag(p: Mapping[str, Any], v: Vocabulary) -> None:
-    _require(p, "finding")
+def _red_flag(p: Mapping[str, Any], v: Vocabulary) -> dict[str, Any]:
+    # `urgency`: how soon a clinician should review the finding when it raises no condition
+    # (a red flag that raises one takes that condition's urgency as well).
+    _require(p, "finding", optional=("urgency",))
     _one_of("finding", p["finding"], tuple(INPUT_FIELDS))
+    if "urgency" in p:
+        _one_of("urgency", p["urgency"], v.urgency)
+    return {"finding": p["finding"]}
 
 
 def _suspect(p: Mapping[str, Any], v: Vocabulary) -> dict[str, Any]:
@@ -158,6 +163,11 @@ def _avoid(p: Mapping[str, Any], v: Vocabulary) -> None:
     _one_of("avoid code", p["code"], v.avoid)
 
 
+def _safety_net(p: Mapping[str, Any], v: Vocabulary) -> None:
+    _require(p, "code")
+    _one_of("safety-netting advice", p["code"], v.safety_netting)
+
+
 def _refer(p: Mapping[str, Any], v: Vocabulary) -> dict[str, Any]:
     _require(p, "code", "urgency")
     _one_of("referral", p["code"], v.referrals)
@@ -181,6 +191,7 @@ _CHECKERS: dict[str, Callable[[Mapping[str, Any], Vocabulary], dict[str, Any] | 
     "contraindicate": _contraindicate,
     "avoid": _avoid,
     "refer": _refer,
+    "safety_net": _safety_net,
 }
 
 ALLOWED_KINDS: tuple[str, ...] = tuple(_CHECKERS)
@@ -192,6 +203,7 @@ FACT_ATTRIBUTES: dict[str, tuple[str, ...]] = {
     "classify": ("site", "category"),
     "risk": ("group",),
     "missing": ("field", "screen"),
+    "red_flag": ("finding",),
     "suspect": ("condition", "urgency", "kind", "site"),
     "urgency": ("level",),
     "imaging": ("site", "indicated", "timing"),

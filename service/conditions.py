@@ -238,6 +238,7 @@ class _Compiler:
             ("risk", "group"): ("low", "medium", "high"),
             ("missing", "field"): tuple(RULE_FIELDS),
             ("missing", "screen"): MISSING_SCREENS,
+            ("red_flag", "finding"): tuple(RULE_FIELDS),
             ("imaging", "site"): SITES,
             ("suspect", "condition"): v.conditions,
             ("suspect", "urgency"): v.urgency,

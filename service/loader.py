@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,17 @@ import yaml
 
 from .actions import Conclusion, ConclusionError, build_conclusion
 from .conditions import CompiledCondition, ConditionError, compile_when
+from .red_flag_model import check_red_flag_model
 from .vocabulary import Vocabulary, VocabularyError
 
 MANIFEST = "manifest.yaml"
 RULE_ID = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z0-9_]+)+$")
 RULE_KEYS = {"id", "title", "statement", "stage", "when", "then", "citations"}
-CITATION_REQUIRED = ("id", "title", "publisher", "year")
+CITATION_REQUIRED = ("id", "title", "publisher", "year", "kind")
+# What a source is, in the order clinicians read them: practice guidelines (and appropriateness
+# criteria and national pathways) first, then the studies and reviews behind them, then web
+# passages. Every list of citations is shown in this order.
+CITATION_KINDS = ("guideline", "evidence", "web")
 
 
 class RulesetError(Exception):
@@ -60,9 +65,21 @@ class RuleCatalog:
     rules: tuple[Rule, ...]
     vocabulary: Vocabulary
     citations: Mapping[str, Mapping[str, Any]]
+    # citation id -> (kind, position in the bibliography): the order every list is shown in.
+    citation_rank: Mapping[str, tuple[int, int]]
+    red_flag_model: Mapping[str, Any] | None = None
 
     def rule(self, rule_id: str) -> Rule | None:
         return next((rule for rule in self.rules if rule.id == rule_id), None)
+
+    def in_citation_order(self, ids: Iterable[str]) -> list[str]:
+        """Return citation ids once each, guidelines first, then in bibliography order."""
+        return sorted(dict.fromkeys(ids), key=self.citation_rank.__getitem__)
+
+
+def _citation_rank(citations: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
+    return {citation_id: (CITATION_KINDS.index(entry["kind"]), position)
+            for position, (citation_id, entry) in enumerate(citations.items())}
 
 
 class _StrictYamlLoader(yaml.SafeLoader):
@@ -116,6 +133,8 @@ def _check_citations(data: Any, name: str, problems: list[str]) -> dict[str, dic
             problems.append(f"{where}: year must be a whole number")
         elif "url" in entry and not str(entry["url"]).startswith("https://"):
             problems.append(f"{where}: url must be an https:// address")
+        elif entry["kind"] not in CITATION_KINDS:
+            problems.append(f"{where}: kind must be one of {', '.join(CITATION_KINDS)}")
         elif entry["id"] in citations:
             problems.append(f"{where}: duplicate citation id")
         else:
@@ -195,7 +214,7 @@ def _checked_rule(
         stage=raw["stage"],
         when=raw["when"],
         then=tuple(conclusions),
-        citations=tuple(citations),
+        citations=tuple(sorted(dict.fromkeys(citations), key=context.citation_rank.__getitem__)),
         condition=condition,
     )
 
@@ -205,6 +224,7 @@ class _Context:
     vocabulary: Vocabulary
     citations: Mapping[str, Any]
     problems: list[str]
+    citation_rank: Mapping[str, tuple[int, int]]
 
 
 def _check_stage_order(rules: list[Rule], stages: tuple[str, ...], problems: list[str]) -> None:
@@ -284,7 +304,8 @@ def load_rulesets(directory: Path) -> RuleCatalog:
         raise RulesetError(problems + [f"{manifest['vocabulary']}: {error}"]) from error
     bibliography = _read_yaml(directory / manifest["bibliography"], problems)
     citations = _check_citations(bibliography, manifest["bibliography"], problems)
-    context = _Context(vocabulary=vocabulary, citations=citations, problems=problems)
+    context = _Context(vocabulary=vocabulary, citations=citations, problems=problems,
+                       citation_rank=_citation_rank(citations))
 
     rules: list[Rule] = []
     for file in manifest["rule_files"]:
@@ -307,12 +328,20 @@ def load_rulesets(directory: Path) -> RuleCatalog:
                 problems.append(f"{file}: rule {rule.id}: duplicate rule id")
                 continue
             rules.append(rule)
+    model_file = manifest.get("red_flag_model")
+    red_flag_model = None
+    if model_file is not None:
+        red_flag_model = check_red_flag_model(
+            _read_yaml(directory / str(model_file), problems), str(model_file), vocabulary,
+            citations, problems)
     _check_stage_order(rules, stages, problems)
     if problems:
         raise RulesetError(problems)
 
     rules.sort(key=lambda rule: stages.index(rule.stage))
     files = [MANIFEST, manifest["vocabulary"], manifest["bibliography"], *manifest["rule_files"]]
+    if model_file is not None:
+        files.append(str(model_file))
     return RuleCatalog(
         version=str(manifest["version"]),
         digest=_digest(directory, files),
@@ -320,4 +349,6 @@ def load_rulesets(directory: Path) -> RuleCatalog:
         rules=tuple(rules),
         vocabulary=vocabulary,
         citations=citations,
+        citation_rank=context.citation_rank,
+        red_flag_model=red_flag_model,
     )

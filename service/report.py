@@ -118,6 +118,9 @@ class _Builder:
     def red_flags(self, conditions: list[dict[str, Any]]) -> list[dict[str, Any]]:
         urgency_of = {entry["code"]: entry["urgency"] for entry in conditions}
         flags: dict[str, dict[str, Any]] = {}
+        # How soon each flagged finding needs review on its own, where a rule says so: a red
+        # flag that raises no condition still asks for a clinician.
+        review: dict[str, list[str]] = defaultdict(list)
         for firing, params in self.drawn("red_flag"):
             raised = [c.params["condition"] for c in firing.conclusions if c.kind == "suspect"]
             raised += [has["suspect"]["condition"] for has in firing.matched.get("has", [])
@@ -128,10 +131,12 @@ class _Builder:
                 "value": lookup(self.presentation, field), "conditions": [], "rules": []})
             flag["conditions"] = list(dict.fromkeys(flag["conditions"] + raised))
             flag["rules"] = list(dict.fromkeys([*flag["rules"], firing.rule.id]))
+            if "urgency" in params:
+                review[field].append(params["urgency"])
             self.reasons.add(firing, f"red_flags.{flag['code']}")
-        for flag in flags.values():
+        for field, flag in flags.items():
             flag["urgency"] = self.most_pressing(
-                "urgency", (urgency_of[c] for c in flag["conditions"]))
+                "urgency", [*(urgency_of[c] for c in flag["conditions"]), *review[field]])
         return sorted(flags.values(), key=lambda f: self.vocabulary.rank("urgency", f["urgency"]))
 
     def imaging(self) -> dict[str, Any]:
@@ -231,6 +236,20 @@ class _Builder:
                 "field": params["field"], "screen": params["screen"], "why": params["why"]})
         return list(entries.values())
 
+    def safety_netting(self) -> list[dict[str, Any]]:
+        entries: dict[str, dict[str, Any]] = {}
+        for firing, params in self.drawn("safety_net"):
+            code = params["code"]
+            self.reasons.add(firing, f"safety_netting.{code}")
+            entry = entries.setdefault(code, {
+                "code": code, "text": " ".join(self.vocabulary.safety_netting[code].split()),
+                "rules": [], "citations": []})
+            entry["rules"] = list(dict.fromkeys([*entry["rules"], firing.rule.id]))
+            entry["citations"] = self.catalog.in_citation_order(
+                [*entry["citations"], *firing.rule.citations])
+        order = list(self.vocabulary.safety_netting)
+        return sorted(entries.values(), key=lambda e: order.index(e["code"]))
+
     def trace(self) -> list[dict[str, Any]]:
         entries = []
         for firing in self.firings:
@@ -243,7 +262,8 @@ class _Builder:
         return entries
 
     def citations(self) -> list[dict[str, Any]]:
-        used = dict.fromkeys(c for reason in self.reasons.entries for c in reason["citations"])
+        used = self.catalog.in_citation_order(
+            c for reason in self.reasons.entries for c in reason["citations"])
         return [dict(self.catalog.citations[citation_id]) for citation_id in used]
 
 
@@ -267,6 +287,7 @@ def build_report(catalog: RuleCatalog, presentation: Mapping[str, Any],
         "avoid": builder.avoid(contraindicated),
         "risk": builder.risk(),
         "missing_information": builder.missing_information(),
+        "safety_netting": builder.safety_netting(),
     }
     if report["risk"] is None:
         del report["risk"]

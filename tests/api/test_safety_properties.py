@@ -1,7 +1,8 @@
 """Safety properties over generated presentations, through the HTTP API.
 
-Presentations are drawn from the same field registry as the schema, so every field and value
-the contract allows can appear, and any field can be left unknown.
+Presentations are drawn from the same field registry as the schema (tests/strategies.py), so
+every field and value the contract allows can appear, and any field can be left unknown.
+The consistency rules of the contract have their own module (test_consistency_properties.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from service.presentation import BOOL, ENUM, ENUM_LIST, INPUT_FIELDS, INT, START_BACK_ITEMS
+from tests.strategies import ANY_SITES, BACK_SITES, HIP_SITES, given_value, presentations
 
 SETTINGS = settings(max_examples=150, deadline=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -26,57 +27,7 @@ NSAID_CONTRAINDICATIONS = (
     "comorbidities.anticoagulant", "comorbidities.nsaid_hypersensitivity",
     "comorbidities.liver_disease", "patient.pregnant",
 )
-# Findings that are red flags whatever else is present (the brief's table).
-UNCONDITIONAL_RED_FLAGS = CAUDA_EQUINA_FINDINGS + (
-    "neuro.foot_drop", "history.cancer", "history.fever",
-)
-# Neurological emergencies: red flags whatever the painful site.
-SITE_INDEPENDENT_RED_FLAGS = CAUDA_EQUINA_FINDINGS + ("neuro.foot_drop",)
 BACKED_SECTIONS = ("suspected_conditions", "treatments", "referrals", "avoid")
-
-
-def _value(spec) -> st.SearchStrategy[Any]:
-    if spec.kind == BOOL:
-        return st.booleans()
-    if spec.kind == ENUM:
-        return st.sampled_from(spec.choices)
-    if spec.kind == INT:
-        return st.integers(int(spec.minimum), int(spec.maximum))
-    return st.floats(spec.minimum, spec.maximum, allow_nan=False) | st.integers(
-        int(spec.minimum), int(spec.maximum))
-
-
-def _section(section: str, sites: st.SearchStrategy) -> st.SearchStrategy[dict[str, Any]]:
-    required, optional = {}, {}
-    for path, spec in INPUT_FIELDS.items():
-        owner, name = path.split(".")
-        if owner != section:
-            continue
-        strategy = sites if spec.kind == ENUM_LIST else _value(spec)
-        (required if spec.required else optional)[name] = strategy
-    return st.fixed_dictionaries(required, optional=optional)
-
-
-ANY_SITES = st.sampled_from([["low_back"], ["hip"], ["low_back", "hip"], ["hip", "low_back"]])
-
-
-def presentations(sites: st.SearchStrategy = ANY_SITES) -> st.SearchStrategy[dict[str, Any]]:
-    """Valid presentations with any subset of optional fields (unknown = absent)."""
-    sections = {s: _section(s, sites) for s in dict.fromkeys(p.split(".")[0]
-                                                             for p in INPUT_FIELDS)}
-    start_back = st.fixed_dictionaries(
-        {item: st.booleans() for item in START_BACK_ITEMS}
-        | {"bothersomeness": _value(INPUT_FIELDS["start_back.bothersomeness"])})
-    optional = {name: strategy for name, strategy in sections.items()
-                if name not in ("patient", "pain", "start_back")}
-    optional["start_back"] = start_back
-    return st.fixed_dictionaries({"patient": sections["patient"], "pain": sections["pain"]},
-                                 optional=optional)
-
-
-def _given(presentation: dict[str, Any], path: str) -> Any:
-    section, name = path.split(".")
-    return presentation.get(section, {}).get(name)
 
 
 def _assess(app, presentation: dict[str, Any]) -> dict[str, Any]:
@@ -93,8 +44,6 @@ def catalog(app) -> dict[str, Any]:
     return {"rules": rules, "citations": citations}
 
 
-BACK_SITES = st.sampled_from([["low_back"], ["low_back", "hip"]])
-HIP_SITES = st.sampled_from([["hip"], ["low_back", "hip"]])
 HIP_EMERGENCIES = {
     "hip_fracture": [("history.fall", "exam.unable_to_bear_weight"),
                      ("exam.leg_shortened_externally_rotated",)],
@@ -126,7 +75,7 @@ def test_suspected_hip_fracture_or_septic_joint_is_always_an_emergency(app, pres
 @given(presentation=presentations(ANY_SITES))
 def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presentation):
     """Whatever the painful site: saddle anaesthesia with hip pain is still an emergency."""
-    if not any(_given(presentation, f) is True for f in CAUDA_EQUINA_FINDINGS):
+    if not any(given_value(presentation, f) is True for f in CAUDA_EQUINA_FINDINGS):
         presentation.setdefault("neuro", {})["saddle_anaesthesia"] = True
     result = _assess(app, presentation)
     assert result["urgency"] == "emergency"
@@ -134,24 +83,6 @@ def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presen
     assert result["imaging"]["indicated"] is True
     assert result["imaging"]["timing"] == "immediate"
     assert "emergency_department" in {r["code"] for r in result["referrals"]}
-
-
-@SETTINGS
-@given(presentation=presentations())
-def test_red_flags_reach_the_output_and_never_give_self_care(app, presentation):
-    result = _assess(app, presentation)
-    back = "low_back" in presentation["pain"]["sites"]
-    given_flags = {f for f in UNCONDITIONAL_RED_FLAGS
-                   if (back or f in SITE_INDEPENDENT_RED_FLAGS) and _given(presentation, f) is True}
-    assert given_flags <= {flag["field"] for flag in result["red_flags"]}
-    if result["red_flags"] or given_flags:
-        assert result["urgency"] != "self_care"
-    ranks = ["emergency", "urgent", "routine", "self_care"]
-    for flag in result["red_flags"]:
-        assert flag["conditions"], flag
-        assert ranks.index(result["urgency"]) <= ranks.index(flag["urgency"])
-    for condition in result["suspected_conditions"]:
-        assert ranks.index(result["urgency"]) <= ranks.index(condition["urgency"])
 
 
 @SETTINGS
@@ -192,7 +123,7 @@ def test_unanswered_red_flag_screens_are_reported_missing(app, presentation):
     result = _assess(app, presentation)
     missing = {m["field"] for m in result["missing_information"]}
     for field in CAUDA_EQUINA_FINDINGS + ("history.cancer", "history.fever"):
-        if _given(presentation, field) is None:
+        if given_value(presentation, field) is None:
             assert field in missing
         else:
             assert field not in missing

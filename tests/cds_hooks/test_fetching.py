@@ -97,7 +97,7 @@ def test_a_null_prefetch_means_no_data_and_nothing_is_fetched(hooks, fhir_server
     response = hooks.post(URL, json=request)
     assert response.status_code == 200
     assert fhir_server.calls == []
-    assert response.json["cards"][0]["summary"].startswith("17 red-flag questions open")
+    assert response.json["cards"][0]["summary"].startswith("18 red-flag questions open")
 
 
 def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(hooks, fhir_server):

@@ -122,7 +122,7 @@ def test_open_red_flag_screens_mean_no_rating_and_say_what_to_ask(hooks):
     body = order(hooks, "V10-not-screened", imaging_order(MRI_LUMBAR))
     [card] = body["cards"]
     assert "systemActions" not in body
-    assert card["summary"] == ("MR Lumbar spine WO contrast: not rated until 17 red-flag "
+    assert card["summary"] == ("MR Lumbar spine WO contrast: not rated until 19 red-flag "
                                "questions are answered")
     assert "`neuro.saddle_anaesthesia`" in card["detail"]
 

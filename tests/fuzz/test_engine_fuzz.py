@@ -37,8 +37,8 @@ from service.presentation import (
     FieldSpec,
 )
 from service.schemas import load_presentation
-from tests.api.test_safety_properties import presentations
 from tests.conftest import ROOT
+from tests.strategies import presentations
 from tests.vignettes.checks import URGENCY_ORDER, invariant_problems
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,

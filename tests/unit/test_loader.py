@@ -251,8 +251,8 @@ RULE_REFUSALS: dict[str, tuple[Edit, str, str]] = {
         "unknown part(s) ['fact']"),
     "empty when": (change_rule(ACUTE, when={}), ACUTE, "needs at least one of facts, has, lacks"),
     "has on a conclusion kind later rules cannot match": (
-        change_rule(EMERGENCY, when={"has": [{"red_flag": {}}]}), EMERGENCY,
-        "'red_flag' is not a conclusion later rules can match"),
+        change_rule(EMERGENCY, when={"has": [{"caution": {}}]}), EMERGENCY,
+        "'caution' is not a conclusion later rules can match"),
     "has on an attribute the conclusion lacks": (
         change_rule(EMERGENCY, when={"has": [{"suspect": {"colour": "red"}}]}), EMERGENCY,
         "suspect has no attribute 'colour'"),
@@ -582,3 +582,55 @@ def test_citation_with_a_malformed_year_or_url_is_refused(tmp_path, key, value):
     directory = variant(tmp_path, lambda data: data["citations"][0].update({key: value}),
                         name="citations.yaml")
     assert naming(refusal(directory), "citations.yaml", "fixture-guideline")
+
+
+# --- the red-flag model ----------------------------------------------------------------------
+
+
+def test_valid_fixture_carries_its_red_flag_model():
+    model = load_rulesets(VALID).red_flag_model
+    assert [f["field"] for f in model["findings"]] == ["neuro.saddle_anaesthesia"]
+    assert [c["condition"] for c in model["conditions"]] == ["cauda_equina_syndrome"]
+
+
+def test_the_red_flag_model_is_in_the_digest(tmp_path):
+    directory = copy_valid(tmp_path)
+    before = load_rulesets(directory).digest
+    edit_yaml(directory, "red_flag_model.yaml",
+              lambda data: data["conditions"][0].update(unknown="Asked every time."))
+    assert load_rulesets(directory).digest != before
+
+
+MODEL = "red_flag_model.yaml"
+BAD_MODELS = {
+    "unknown field": (lambda m: m["findings"][0].update(field="neuro.saddle"),
+                      "finding 0: unknown field 'neuro.saddle'"),
+    "value the field cannot take": (
+        lambda m: m["findings"][0].update(positive=["yes"]),
+        "finding neuro.saddle_anaesthesia: neuro.saddle_anaesthesia cannot be 'yes'"),
+    "unknown site": (lambda m: m["findings"][0].update(sites="knee"), "sites must be one of"),
+    "finding listed twice": (lambda m: m["findings"].append(dict(m["findings"][0])),
+                             "finding neuro.saddle_anaesthesia: is listed twice"),
+    "unknown condition": (lambda m: m["conditions"][0].update(condition="gout"),
+                          "condition gout: is not a condition of the vocabulary"),
+    "unknown urgency": (lambda m: m["conditions"][0].update(urgency="soon"),
+                        "urgency must be one of the vocabulary's"),
+    "unknown citation": (lambda m: m["conditions"][0].update(citations=["no-such-source"]),
+                         "unknown citation 'no-such-source'"),
+    "needs more factors than listed": (
+        lambda m: m["conditions"][0]["together"][0]["groups"][0].update(need=3),
+        "need must be a whole number from 1 to 2"),
+    "factor on an unknown field": (
+        lambda m: m["conditions"][0]["together"][0]["groups"][0]["of"][0].update(
+            when={"pain.leg": "bilateral"}), "unknown field 'pain.leg'"),
+    "nothing raises it": (lambda m: m["conditions"][0].update(alone=[], together=[]),
+                          "needs `alone` and `together` lists, not both empty"),
+    "no explanation of the unknown": (lambda m: m["conditions"][0].pop("unknown"),
+                                      "unknown must be non-empty text"),
+}
+
+
+@pytest.mark.parametrize(("edit", "message"), BAD_MODELS.values(), ids=BAD_MODELS)
+def test_a_doubtful_red_flag_model_is_refused_by_name(tmp_path, edit, message):
+    problems = refusal(variant(tmp_path, edit, name=MODEL))
+    assert any(p.startswith(f"{MODEL}: ") and message in p for p in problems), problems

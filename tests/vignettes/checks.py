@@ -4,29 +4,22 @@
 is the clinical and traceability consistency every response must show, whatever the case (one
 classification per painful site, no duplicates or contradictions in the plan, red flags with
 their conditions and urgency, every conclusion backed by a cited rule that is in the catalog and
-in the trace, and the urgency at least that of every suspicion).
+in the trace, and the consistency rules of ../shared/contract.md: the urgency at least that of
+every suspicion, referral and imaging timing; no self-care with a red flag, imaging or a
+referral; a plan for the pain unless it is an emergency; safety-netting in every answer).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# Most pressing first, as in the contract.
-URGENCY_ORDER = ("emergency", "urgent", "routine", "self_care")
+from tests.consistency import URGENCY_ORDER, response_problems
+from tests.consistency import codes as _codes
+from tests.consistency import rank as _rank
+
 RATING_ORDER = ("usually_appropriate", "may_be_appropriate", "usually_not_appropriate")
 # Brief, red-flag table: a suspected hip fracture or septic joint is always an emergency.
 HIP_EMERGENCIES = ("hip_fracture", "septic_arthritis")
-# While an emergency is suspected the plan is the emergency department; the only treatment
-# allowed then is aspiration of a suspected septic joint (before antibiotics).
-EMERGENCY_TREATMENTS = {"joint_aspiration"}
-
-
-def _rank(urgency: str) -> int:
-    return URGENCY_ORDER.index(urgency)
-
-
-def _codes(entries: list[dict[str, Any]]) -> set[str]:
-    return {entry["code"] for entry in entries}
 
 
 def _answered(presentation: dict[str, Any], path: str) -> bool:
@@ -118,6 +111,19 @@ def extra_mismatches(extra: dict[str, Any], response: dict[str, Any]) -> list[st
             if not absent:
                 positions = [listed.index(code) for code in wanted]
                 check(positions == sorted(positions), f"procedures {listed} not in order {wanted}")
+        elif key in ("safety_netting_include", "safety_netting_exclude"):
+            given = {entry["code"] for entry in response["safety_netting"]}
+            for code in wanted:
+                present = code in given
+                check(present == key.endswith("include"),
+                      f"{key} {code}: got {sorted(given)}")
+        elif key == "red_flag_urgency":
+            for code, urgency in wanted.items():
+                got = flags.get(code, {}).get("urgency")
+                check(got == urgency, f"red flag {code} urgency {got}, expected {urgency}")
+        elif key == "treatments_nonempty":
+            check(bool(response["treatments"]) == wanted,
+                  f"treatments {_codes(response['treatments'])}, expected non-empty {wanted}")
         elif key == "suspected_or_missing":
             for code, fields in wanted.items():
                 check(code in suspected or bool(missing & set(fields)),
@@ -151,8 +157,6 @@ def invariant_problems(presentation: dict[str, Any], response: dict[str, Any],
     for section in ("treatments", "avoid", "referrals", "suspected_conditions"):
         codes = [entry["code"] for entry in response[section]]
         check(len(codes) == len(set(codes)), f"{section} repeat a code: {codes}")
-    both = _codes(response["treatments"]) & _codes(response["avoid"])
-    check(not both, f"both suggested and avoided: {sorted(both)}")
 
     # Urgency: at least that of every suspicion; hip fracture and septic joint are emergencies.
     suspected = {s["code"]: s for s in response["suspected_conditions"]}
@@ -164,29 +168,27 @@ def invariant_problems(presentation: dict[str, Any], response: dict[str, Any],
                   f"urgency {response['urgency']} below suspected {code} {condition['urgency']}")
     for flag in response["red_flags"]:
         code = flag.get("code")
-        check(flag.get("urgency") in URGENCY_ORDER, f"red flag {code} has no valid urgency")
+        check(flag.get("urgency") in URGENCY_ORDER[:3],
+              f"red flag {code} urgency {flag.get('urgency')}: a red flag needs a clinician")
         conditions = flag.get("conditions") or []
-        check(bool(conditions), f"red flag {code} lists no condition")
         for condition in conditions:
             check(condition in suspected, f"red flag {code} raised {condition}, not suspected")
         urgencies = [suspected[c]["urgency"] for c in conditions if c in suspected]
-        if urgencies and flag.get("urgency") in URGENCY_ORDER:
-            check(flag["urgency"] == min(urgencies, key=_rank),
+        if flag.get("urgency") in URGENCY_ORDER:
+            # As pressing as its most pressing condition; a flag raising none (or only routine
+            # ones) still asks for review, so it may be more pressing, never less.
+            check(all(_rank(flag["urgency"]) <= _rank(u) for u in urgencies),
                   f"red flag {code} urgency {flag['urgency']}, its conditions {urgencies}")
+            check(_rank(response["urgency"]) <= _rank(flag["urgency"]),
+                  f"urgency {response['urgency']} below red flag {code} {flag['urgency']}")
     for code in HIP_EMERGENCIES:
         if code in suspected:
             check(suspected[code]["urgency"] == "emergency", f"{code} not an emergency")
             check(response["urgency"] == "emergency", f"{code} suspected, urgency not emergency")
             check("emergency_department" in _codes(response["referrals"]),
                   f"{code} suspected without an emergency department referral")
-    if any(s.get("urgency") == "emergency" for s in suspected.values()):
-        beyond = _codes(response["treatments"]) - EMERGENCY_TREATMENTS
-        check(not beyond, f"emergency suspected, yet treatments {sorted(beyond)}")
-    if response["urgency"] == "self_care":
-        check(not suspected, f"self_care with suspected {sorted(suspected)}")
-        check(not response["red_flags"], "self_care with red flags")
-        unscreened = [m["field"] for m in missing if m.get("screen") == "red_flags"]
-        check(not unscreened, f"self_care with unanswered red-flag screens {unscreened}")
+    # The consistency rules of the contract (tests/consistency.py).
+    problems += response_problems(presentation, response)
 
     # Imaging consistency.
     imaging = response["imaging"]
@@ -207,7 +209,7 @@ def invariant_problems(presentation: dict[str, Any], response: dict[str, Any],
     backed = {reason["conclusion"] for reason in response["reasons"]}
     wanted = {"urgency", "imaging", "duration_category"}
     wanted |= {f"classification.{site}" for site in classified}
-    for section in ("treatments", "avoid", "referrals", "red_flags"):
+    for section in ("treatments", "avoid", "referrals", "red_flags", "safety_netting"):
         wanted |= {f"{section}.{code}" for code in _codes(response[section])}
     wanted |= {f"suspected_conditions.{code}" for code in suspected}
     wanted |= {f"missing_information.{m['field']}" for m in missing}
@@ -222,6 +224,12 @@ def invariant_problems(presentation: dict[str, Any], response: dict[str, Any],
         check(bool(reason.get("citations")), f"reason rule {rule} cites nothing")
         unresolved = set(reason.get("citations", [])) - cited
         check(not unresolved, f"reason rule {rule} cites unresolved {sorted(unresolved)}")
+    for entry in response["safety_netting"]:
+        check(bool(entry.get("text")) and bool(entry.get("rules")),
+              f"safety-netting {entry['code']} without text or rules")
+        unresolved = set(entry.get("citations", [])) - cited
+        check(bool(entry.get("citations")) and not unresolved,
+              f"safety-netting {entry['code']} citations unresolved {sorted(unresolved)}")
     for code, condition in suspected.items():
         untraced = set(condition.get("rules", [])) - traced
         check(not untraced, f"suspected {code} rules {sorted(untraced)} not in the trace")
