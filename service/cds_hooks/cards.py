@@ -155,11 +155,20 @@ class CardBuilder:
             text = f"{len(open_flags)} red-flag questions open. " + text
         sections = [f"**Classification:** {classes}", f"**Duration:** {duration}",
                     f"**Urgency:** {a['urgency'].replace('_', ' ')}"]
+        review = [f for f in a["red_flags"] if not f["conditions"]]
+        if review:
+            sections.append("**Red flags needing clinical review** (no specific condition "
+                            "raised on their own): " + "; ".join(
+                                f"{f['code'].replace('_', ' ')} ({f['field']} = "
+                                f"{_YES_NO.get(f['value'], f['value'])})" for f in review))
         sections += _plan(a)
         sections.append(_imaging_line(a["imaging"]))
         if "risk" in a:
             sections.append(f"**STarT Back:** {a['risk']['group']} risk "
                             f"(total {a['risk']['total']}, distress {a['risk']['distress']})")
+        if a["safety_netting"]:
+            sections.append("**Safety-netting, tell the patient:**\n" + "\n".join(
+                f"- {entry['text']}" for entry in a["safety_netting"]))
         if a["missing_information"]:
             sections.append("**Not yet known** (absent means unknown, never no):\n" + "\n".join(
                 f"- `{m['field']}` ({m['screen'].replace('_', ' ')}): {m['why']}"
@@ -168,7 +177,7 @@ class CardBuilder:
             sections.append("**Not read from the record:**\n" + "\n".join(f"- {n}"
                                                                          for n in notes))
         reasons = self.reasons(["classification", "duration_category", "urgency", "imaging",
-                                "treatments", "avoid", "risk"])
+                                "treatments", "avoid", "risk", "safety_netting"])
         return self.card(text, "info", "\n\n".join(sections) + "\n\n" + self.why(reasons),
                          "assessment", reasons)
 

@@ -26,7 +26,8 @@ EMERGENCY = {
 ROUTINE = {
     "patient": {"age": 38, "sex": "female", "pregnant": False},
     "pain": {"sites": ["low_back"], "duration_days": 21, "onset": "gradual",
-             "radiation": "below_knee", "leg_symptoms": "unilateral", "night_pain": False},
+             "radiation": "below_knee", "leg_symptoms": "unilateral", "night_pain": False,
+             "mechanical": True},
     "neuro": {"straight_leg_raise": "positive"},
 }
 
@@ -147,6 +148,10 @@ def test_routine_case(live_server, page, screenshot):
     for entry in expected["avoid"]:
         assert entry["label"] in text
     assert "red_flags" not in {m["screen"] for m in expected["missing_information"]}
+    safety = page.locator(".result-part", has_text="Safety-netting").locator(".items > li")
+    assert safety.count() == len(expected["safety_netting"]) > 0
+    for entry in expected["safety_netting"]:
+        assert entry["text"] in text
     # Every reason is shown with its conclusion or among the others, none lost.
     shown = page.locator("#result .why-list > li").count()
     assert shown == len(expected["reasons"])

@@ -49,6 +49,22 @@ def test_acute_nonspecific_pain_gets_one_info_card_with_the_first_line_plan(hook
     assert any("nice.org.uk/guidance/ng59" in link["url"] for link in card["links"])
 
 
+def test_the_info_card_tells_the_patient_what_to_watch_for(hooks):
+    sciatica = VIGNETTES["V02-unilateral-sciatica"]["presentation"]
+    [card] = call(hooks, sciatica)["cards"]
+    detail = card["detail"]
+    assert "**Safety-netting, tell the patient:**" in detail
+    assert "cauda equina syndrome" in detail and "come back for a review" in detail.lower()
+
+
+def test_a_red_flag_raising_no_condition_is_shown_for_review(hooks):
+    night_pain = {**VIGNETTES["V01-acute-nonspecific"]["presentation"]}
+    night_pain["pain"] = {**night_pain["pain"], "night_pain": True}
+    [card] = call(hooks, night_pain)["cards"]
+    assert "**Red flags needing clinical review**" in card["detail"]
+    assert "night pain (pain.night_pain = yes)" in card["detail"]
+
+
 def test_saddle_anaesthesia_gets_a_critical_card_for_cauda_equina(hooks):
     cards = by_indicator(call(hooks, VIGNETTES["V03-saddle-anaesthesia"]["presentation"])["cards"])
     [critical] = cards["critical"]

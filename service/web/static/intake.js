@@ -300,7 +300,9 @@
     const redFlags = items(a.red_flags, (flag) => [
       el("span", {class: "item-title"}, `${fieldLabel(flag.field)}: ${formatValue(flag.field, flag.value)}`),
       el("span", {class: `badge badge-${flag.urgency}`}, urgencyName(flag.urgency)),
-      el("p", {class: "item-note"}, "Raises: ", flag.conditions.map((c) => vocabLabel("conditions", c)).join(", ")),
+      el("p", {class: "item-note"}, flag.conditions.length
+        ? ["Raises: ", flag.conditions.map((c) => vocabLabel("conditions", c)).join(", ")]
+        : "Raises no specific condition on its own: needs clinical review, not self-care."),
       why(`red_flags.${flag.code}`),
     ], "No red flag found among the answered questions.");
 
@@ -336,6 +338,11 @@
       why(`avoid.${entry.code}`),
     ], "Nothing listed.");
 
+    const safetyNetting = items(a.safety_netting, (entry) => [
+      el("p", {class: "safety-text"}, entry.text),
+      why(`safety_netting.${entry.code}`),
+    ], "None.");
+
     const missingByScreen = new Map();
     for (const entry of a.missing_information || []) {
       missingByScreen.set(entry.screen, [...(missingByScreen.get(entry.screen) || []), entry]);
@@ -367,6 +374,7 @@
       el("div", {class: "result-grid"},
         part("Treatments", treatments),
         el("div", {}, part("Referrals", referrals), part("Avoid", avoid))),
+      part("Safety-netting: tell the patient", safetyNetting),
       part(`Missing information (${(a.missing_information || []).length})`, missing),
     ];
     const leftover = [...reasons.keys()].filter((key) => !used.has(key)).flatMap((key) => reasons.get(key));
