@@ -73,7 +73,7 @@ def test_emergency_case(live_server, page, screenshot):
     assert page.evaluate("() => document.activeElement.id") == "result"
 
     result = page.locator("#result")
-    assert "Serious or specific spinal pathology suspected" in result.inner_text()
+    assert "Serious or specific pathology suspected behind the back pain" in result.inner_text()
     assert [c["label"] for c in expected["suspected_conditions"]] == ["Cauda equina syndrome"]
     assert "Cauda equina syndrome" in page.locator(".result-part", has_text="Suspected conditions")\
         .inner_text()
