@@ -18,8 +18,9 @@ SITE_SCOPES = ("any", *SITES)
 
 
 class _Checker:
-    def __init__(self, name: str, vocabulary: Vocabulary, citations: Mapping[str, Any],
-                 problems: list[str]) -> None:
+    def __init__(
+        self, name: str, vocabulary: Vocabulary, citations: Mapping[str, Any], problems: list[str]
+    ) -> None:
         self.name = name
         self.vocabulary = vocabulary
         self.citations = citations
@@ -105,8 +106,11 @@ class _Checker:
             self.combination(combination, f"{where} together[{i}]")
 
     def combination(self, combination: Any, where: str) -> None:
-        if not isinstance(combination, Mapping) or not isinstance(combination.get("groups"), list) \
-                or not combination["groups"]:
+        if (
+            not isinstance(combination, Mapping)
+            or not isinstance(combination.get("groups"), list)
+            or not combination["groups"]
+        ):
             self.fail(where, "needs `sites` and a non-empty `groups` list")
             return
         self.sites(combination, where)
@@ -127,12 +131,16 @@ class _Checker:
                 self.assignment(factor.get("when"), f"{at} factor {f}")
 
 
-def check_red_flag_model(data: Any, name: str, vocabulary: Vocabulary,
-                         citations: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+def check_red_flag_model(
+    data: Any, name: str, vocabulary: Vocabulary, citations: Mapping[str, Any], problems: list[str]
+) -> dict[str, Any]:
     """Check the model, adding each problem (naming the file and entry) to `problems`."""
     checker = _Checker(name, vocabulary, citations, problems)
-    if not isinstance(data, Mapping) or not isinstance(data.get("findings"), list) \
-            or not isinstance(data.get("conditions"), list):
+    if (
+        not isinstance(data, Mapping)
+        or not isinstance(data.get("findings"), list)
+        or not isinstance(data.get("conditions"), list)
+    ):
         problems.append(f"{name}: needs `findings` and `conditions` lists")
         return {}
     fields = [checker.finding(entry, i) for i, entry in enumerate(data["findings"])]

@@ -15,8 +15,12 @@ URGENCY_ORDER = ("emergency", "urgent", "routine", "self_care")
 # Imaging timing as the urgency it implies (contract, "Consistency").
 TIMING_URGENCY = {"immediate": "emergency", "urgent": "urgent", "routine": "routine"}
 # No spinal manipulation while any of these is suspected (clinical brief, "How findings combine").
-NO_MANIPULATION = ("vertebral_fracture", "spinal_malignancy", "spinal_infection",
-                   "cauda_equina_syndrome")
+NO_MANIPULATION = (
+    "vertebral_fracture",
+    "spinal_malignancy",
+    "spinal_infection",
+    "cauda_equina_syndrome",
+)
 # While an emergency is suspected the plan is the emergency department; the only treatment
 # allowed then is aspiration of a suspected septic joint (before antibiotics).
 EMERGENCY_TREATMENTS = {"joint_aspiration"}
@@ -37,8 +41,9 @@ def urgency_floor_problems(response: Mapping[str, Any]) -> list[str]:
     for section in ("suspected_conditions", "referrals", "red_flags"):
         for entry in response[section]:
             if rank(urgency) > rank(entry["urgency"]):
-                problems.append(f"urgency {urgency} below {section} {entry['code']} "
-                                f"{entry['urgency']}")
+                problems.append(
+                    f"urgency {urgency} below {section} {entry['code']} {entry['urgency']}"
+                )
     timing = response["imaging"]["timing"]
     if timing is not None and rank(urgency) > rank(TIMING_URGENCY[timing]):
         problems.append(f"urgency {urgency} below imaging timing {timing}")
@@ -58,15 +63,19 @@ def self_care_problems(response: Mapping[str, Any]) -> list[str]:
         problems.append(f"self_care with red flags {sorted(codes(response['red_flags']))}")
     if response["suspected_conditions"]:
         problems.append("self_care with suspected conditions")
-    open_screens = [m["field"] for m in response["missing_information"]
-                    if m["screen"] == "red_flags"]
+    open_screens = [
+        m["field"] for m in response["missing_information"] if m["screen"] == "red_flags"
+    ]
     if open_screens:
         problems.append(f"self_care with open red-flag screens {open_screens}")
     return problems
 
 
-def red_flag_problems(presentation: Mapping[str, Any], response: Mapping[str, Any],
-                      findings: Iterable[Mapping[str, Any]]) -> list[str]:
+def red_flag_problems(
+    presentation: Mapping[str, Any],
+    response: Mapping[str, Any],
+    findings: Iterable[Mapping[str, Any]],
+) -> list[str]:
     """Every positive red-flag finding of the model is reported, needs a clinician, and rules
     out self-care, whatever else the presentation shows."""
     sites = set(presentation["pain"]["sites"])
@@ -113,8 +122,9 @@ def plan_problems(presentation: Mapping[str, Any], response: Mapping[str, Any]) 
     return problems
 
 
-def safety_netting_problems(presentation: Mapping[str, Any],
-                            response: Mapping[str, Any]) -> list[str]:
+def safety_netting_problems(
+    presentation: Mapping[str, Any], response: Mapping[str, Any]
+) -> list[str]:
     """Every answer says what to do if things change; back pain with leg symptoms gets the
     cauda equina warning (GIRFT 2023)."""
     given = codes(response["safety_netting"])
@@ -122,8 +132,10 @@ def safety_netting_problems(presentation: Mapping[str, Any],
     if not given:
         problems.append("no safety-netting advice")
     pain = presentation["pain"]
-    leg = pain.get("leg_symptoms") in ("unilateral", "bilateral") or \
-        pain.get("radiation") in ("thigh", "below_knee")
+    leg = pain.get("leg_symptoms") in ("unilateral", "bilateral") or pain.get("radiation") in (
+        "thigh",
+        "below_knee",
+    )
     if "low_back" in pain["sites"] and leg and "cauda_equina_warning" not in given:
         problems.append("back pain with leg symptoms, yet no cauda equina warning")
     if response["urgency"] == "emergency" and "attend_emergency_now" not in given:
@@ -139,13 +151,17 @@ def safety_netting_problems(presentation: Mapping[str, Any],
 
 def response_problems(presentation: Mapping[str, Any], response: Mapping[str, Any]) -> list[str]:
     """Every single-response consistency rule."""
-    return (urgency_floor_problems(response) + self_care_problems(response)
-            + plan_problems(presentation, response)
-            + safety_netting_problems(presentation, response))
+    return (
+        urgency_floor_problems(response)
+        + self_care_problems(response)
+        + plan_problems(presentation, response)
+        + safety_netting_problems(presentation, response)
+    )
 
 
-def unknown_problems(field: str, unknown: Mapping[str, Any],
-                     answered: Mapping[Any, Mapping[str, Any]]) -> list[str]:
+def unknown_problems(
+    field: str, unknown: Mapping[str, Any], answered: Mapping[Any, Mapping[str, Any]]
+) -> list[str]:
     """A finding left unknown is never safer than every answer to it.
 
     `unknown` is the response with `field` unanswered, `answered` the response for each of
@@ -156,16 +172,19 @@ def unknown_problems(field: str, unknown: Mapping[str, Any],
     problems = []
     least = max((r["urgency"] for r in answered.values()), key=rank)
     if rank(unknown["urgency"]) > rank(least):
-        problems.append(f"{field} unknown gives urgency {unknown['urgency']}, every answer at "
-                        f"least {least}")
-    raised = [{c["code"]: c["urgency"] for c in r["suspected_conditions"]}
-              for r in answered.values()]
+        problems.append(
+            f"{field} unknown gives urgency {unknown['urgency']}, every answer at least {least}"
+        )
+    raised = [
+        {c["code"]: c["urgency"] for c in r["suspected_conditions"]} for r in answered.values()
+    ]
     got = {c["code"]: c["urgency"] for c in unknown["suspected_conditions"]}
     for code in set.intersection(*(set(r) for r in raised)):
         floor = max((r[code] for r in raised), key=rank)
         if code not in got:
             problems.append(f"every answer to {field} raises {code}; unknown does not")
         elif rank(got[code]) > rank(floor):
-            problems.append(f"{field} unknown raises {code} as {got[code]}, every answer as "
-                            f"at least {floor}")
+            problems.append(
+                f"{field} unknown raises {code} as {got[code]}, every answer as at least {floor}"
+            )
     return problems

@@ -30,7 +30,8 @@ def value_of(spec) -> st.SearchStrategy[Any]:
     if spec.kind == INT:
         return st.integers(int(spec.minimum), int(spec.maximum))
     return st.floats(spec.minimum, spec.maximum, allow_nan=False) | st.integers(
-        int(spec.minimum), int(spec.maximum))
+        int(spec.minimum), int(spec.maximum)
+    )
 
 
 def _section(section: str, sites: st.SearchStrategy) -> st.SearchStrategy[dict[str, Any]]:
@@ -46,16 +47,20 @@ def _section(section: str, sites: st.SearchStrategy) -> st.SearchStrategy[dict[s
 
 def presentations(sites: st.SearchStrategy = ANY_SITES) -> st.SearchStrategy[dict[str, Any]]:
     """Valid presentations with any subset of optional fields (unknown = absent)."""
-    sections = {s: _section(s, sites) for s in dict.fromkeys(p.split(".")[0]
-                                                             for p in INPUT_FIELDS)}
+    sections = {s: _section(s, sites) for s in dict.fromkeys(p.split(".")[0] for p in INPUT_FIELDS)}
     start_back = st.fixed_dictionaries(
         {item: st.booleans() for item in START_BACK_ITEMS}
-        | {"bothersomeness": value_of(INPUT_FIELDS["start_back.bothersomeness"])})
-    optional = {name: strategy for name, strategy in sections.items()
-                if name not in ("patient", "pain", "start_back")}
+        | {"bothersomeness": value_of(INPUT_FIELDS["start_back.bothersomeness"])}
+    )
+    optional = {
+        name: strategy
+        for name, strategy in sections.items()
+        if name not in ("patient", "pain", "start_back")
+    }
     optional["start_back"] = start_back
-    return st.fixed_dictionaries({"patient": sections["patient"], "pain": sections["pain"]},
-                                 optional=optional)
+    return st.fixed_dictionaries(
+        {"patient": sections["patient"], "pain": sections["pain"]}, optional=optional
+    )
 
 
 def given_value(presentation: dict[str, Any], path: str) -> Any:

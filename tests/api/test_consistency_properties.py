@@ -29,18 +29,26 @@ from tests.consistency import (
 from tests.strategies import presentations, value_of, with_values
 
 VIGNETTE_DIR = Path(__file__).resolve().parents[1] / "vignettes"
-SETTINGS = settings(max_examples=200, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                           HealthCheck.too_slow])
+SETTINGS = settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 # Every finite-valued finding a clinician may leave unanswered: yes/no and choice fields. The
 # STarT Back items are answered as a whole block or not at all, so they are never unknown alone.
-FINITE_FIELDS = tuple(path for path, spec in INPUT_FIELDS.items()
-                      if spec.kind in (BOOL, ENUM) and not spec.required
-                      and not path.startswith("start_back."))
+FINITE_FIELDS = tuple(
+    path
+    for path, spec in INPUT_FIELDS.items()
+    if spec.kind in (BOOL, ENUM) and not spec.required and not path.startswith("start_back.")
+)
 
 
-VIGNETTES = [case["presentation"] for case in load_cases(
-    SHARED / "vignettes" / "cases.yaml", *sorted(VIGNETTE_DIR.glob("*_cases.yaml")))]
+VIGNETTES = [
+    case["presentation"]
+    for case in load_cases(
+        SHARED / "vignettes" / "cases.yaml", *sorted(VIGNETTE_DIR.glob("*_cases.yaml"))
+    )
+]
 
 
 @st.composite
@@ -69,7 +77,8 @@ def model(app) -> dict[str, Any]:
 @SETTINGS
 @given(presentation=PRESENTATIONS)
 def test_a_red_flag_finding_at_any_site_is_reported_and_never_gives_self_care(
-        app, model, presentation):
+    app, model, presentation
+):
     response = _assess(app, presentation)
     assert red_flag_problems(presentation, response, model["findings"]) == []
 
@@ -77,7 +86,8 @@ def test_a_red_flag_finding_at_any_site_is_reported_and_never_gives_self_care(
 @SETTINGS
 @given(presentation=PRESENTATIONS)
 def test_urgency_is_at_least_every_condition_referral_red_flag_and_imaging_timing(
-        app, presentation):
+    app, presentation
+):
     assert urgency_floor_problems(_assess(app, presentation)) == []
 
 
@@ -90,7 +100,8 @@ def test_self_care_never_comes_with_imaging_a_referral_or_a_red_flag(app, presen
 @SETTINGS
 @given(presentation=PRESENTATIONS)
 def test_only_an_emergency_leaves_no_plan_and_an_urgent_work_up_keeps_the_avoid_list(
-        app, presentation):
+    app, presentation
+):
     assert plan_problems(presentation, _assess(app, presentation)) == []
 
 
@@ -115,8 +126,7 @@ def test_unknown_is_never_safer_than_every_answer(app, case):
     presentation, path = case
     spec = INPUT_FIELDS[path]
     answers = (True, False) if spec.kind == BOOL else spec.choices
-    answered = {value: _assess(app, with_values(presentation, {path: value}))
-                for value in answers}
+    answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
     unknown = _assess(app, with_values(presentation, {path: None}))
     assert unknown_problems(path, unknown, answered) == []
 
@@ -124,8 +134,9 @@ def test_unknown_is_never_safer_than_every_answer(app, case):
 def _batch(app, presentations: list[dict[str, Any]]) -> list[dict[str, Any]]:
     client, results = app.test_client(), []
     for start in range(0, len(presentations), 1000):
-        response = client.post("/v1/assessments/batch",
-                               json={"presentations": presentations[start:start + 1000]})
+        response = client.post(
+            "/v1/assessments/batch", json={"presentations": presentations[start : start + 1000]}
+        )
         assert response.status_code == 200
         for item in response.json["results"]:
             assert item["status"] == 200, item
@@ -138,8 +149,13 @@ def _model_fields(model: dict[str, Any]) -> list[str]:
     named = [finding["field"] for finding in model["findings"]]
     for condition in model["conditions"]:
         named += [f for raiser in condition["alone"] for f in raiser["when"]]
-        named += [f for combination in condition["together"] for group in combination["groups"]
-                  for factor in group["of"] for f in factor["when"]]
+        named += [
+            f
+            for combination in condition["together"]
+            for group in combination["groups"]
+            for factor in group["of"]
+            for f in factor["when"]
+        ]
     return [path for path in FINITE_FIELDS if path in named]
 
 
@@ -173,13 +189,21 @@ def test_every_vignette_with_any_red_flag_finding_unanswered_or_changed(app, mod
     problems = []
     for key, variant in variants.items():
         response = responses[key]
-        problems += [f"{p} [{key}]" for p in (
-            urgency_floor_problems(response) + self_care_problems(response)
-            + plan_problems(variant, response) + safety_netting_problems(variant, response)
-            + red_flag_problems(variant, response, model["findings"]))]
+        problems += [
+            f"{p} [{key}]"
+            for p in (
+                urgency_floor_problems(response)
+                + self_care_problems(response)
+                + plan_problems(variant, response)
+                + safety_netting_problems(variant, response)
+                + red_flag_problems(variant, response, model["findings"])
+            )
+        ]
     for path, by_value in sweeps:
         answered = {v: responses[k] for v, k in by_value.items() if v is not None}
-        problems += [f"{p} [{by_value[None]}]"
-                     for p in unknown_problems(path, responses[by_value[None]], answered)]
+        problems += [
+            f"{p} [{by_value[None]}]"
+            for p in unknown_problems(path, responses[by_value[None]], answered)
+        ]
     assert problems == [], f"{len(problems)} problems, first: {problems[:5]}"
     assert len(variants) > 5000  # as wide as the vignettes make it (about 9,000 today)

@@ -20,14 +20,14 @@ from tests.conftest import ROOT
 from tests.consistency import rank
 from tests.strategies import SITES_FOR, presentations, with_values
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 CATALOG = load_rulesets(ROOT / "rulesets")
 MODEL = CATALOG.red_flag_model
 CONDITIONS = {entry["condition"]: entry for entry in MODEL["conditions"]}
 
-ALONE = [(entry["condition"], raiser) for entry in MODEL["conditions"]
-         for raiser in entry["alone"]]
+ALONE = [(entry["condition"], raiser) for entry in MODEL["conditions"] for raiser in entry["alone"]]
 
 
 def _combinations() -> list[tuple[str, str, dict[str, Any]]]:
@@ -35,11 +35,17 @@ def _combinations() -> list[tuple[str, str, dict[str, Any]]]:
     ways = []
     for entry in MODEL["conditions"]:
         for combination in entry["together"]:
-            choices = [itertools.combinations(group["of"], group["need"])
-                       for group in combination["groups"]]
+            choices = [
+                itertools.combinations(group["of"], group["need"])
+                for group in combination["groups"]
+            ]
             for picked in itertools.product(*choices):
-                values = {f: v for factors in picked for factor in factors
-                          for f, v in factor["when"].items()}
+                values = {
+                    f: v
+                    for factors in picked
+                    for factor in factors
+                    for f, v in factor["when"].items()
+                }
                 ways.append((entry["condition"], combination["sites"], values))
     return ways
 
@@ -75,8 +81,7 @@ def test_a_finding_that_raises_a_condition_alone_does_so_whatever_else_is_presen
 
 @SETTINGS
 @given(case=_raised(TOGETHER))
-def test_risk_factors_that_count_together_raise_the_condition_whatever_else_is_present(
-        app, case):
+def test_risk_factors_that_count_together_raise_the_condition_whatever_else_is_present(app, case):
     condition, presentation = case
     suspected = _suspected(_assess(app, presentation))
     assert condition in suspected
@@ -85,16 +90,20 @@ def test_risk_factors_that_count_together_raise_the_condition_whatever_else_is_p
 
 def test_every_combination_of_the_model_raises_its_condition_on_a_screened_presentation(app):
     """Each way, exactly as written, on a plain presentation that raises nothing itself."""
-    quiet = {"patient": {"age": 35, "sex": "male"},
-             "pain": {"sites": ["low_back", "hip"], "duration_days": 10}}
+    quiet = {
+        "patient": {"age": 35, "sex": "male"},
+        "pain": {"sites": ["low_back", "hip"], "duration_days": 10},
+    }
     for condition, _, values in [(c, r["sites"], r["when"]) for c, r in ALONE] + TOGETHER:
         suspected = _suspected(_assess(app, with_values(quiet, values)))
         assert condition in suspected, (condition, values)
 
 
 def test_one_risk_factor_alone_does_not_raise_a_condition_that_needs_two(app):
-    quiet = {"patient": {"age": 35, "sex": "male"},
-             "pain": {"sites": ["low_back"], "duration_days": 10}}
+    quiet = {
+        "patient": {"age": 35, "sex": "male"},
+        "pain": {"sites": ["low_back"], "duration_days": 10},
+    }
     for entry in MODEL["conditions"]:
         if entry["alone"]:
             continue  # raised alone by something else; a lone factor may overlap it
@@ -117,21 +126,29 @@ def test_every_red_flag_finding_has_its_own_rule_with_the_same_field_value_and_s
         [value] = [t[flag["finding"]] for t in tests if flag["finding"] in t]
         assert flag.get("urgency") == "routine", rule.id
         in_rules.add((flag["finding"], value, site))
-    in_model = {(f["field"], value, f["sites"])
-                for f in MODEL["findings"] for value in f["positive"]}
+    in_model = {
+        (f["field"], value, f["sites"]) for f in MODEL["findings"] for value in f["positive"]
+    }
     assert in_rules == in_model
 
 
 def test_the_model_covers_every_red_flag_condition_of_the_vocabulary():
-    serious = {code for code, entry in CATALOG.vocabulary.conditions.items()
-               if entry["kind"] in ("serious", "referred")}
+    serious = {
+        code
+        for code, entry in CATALOG.vocabulary.conditions.items()
+        if entry["kind"] in ("serious", "referred")
+    }
     assert set(CONDITIONS) == serious
 
 
 @pytest.mark.parametrize("condition", sorted(CONDITIONS))
 def test_the_model_s_urgency_is_the_one_its_rules_give(condition):
-    urgencies = {c.params["urgency"] for rule in CATALOG.rules for c in rule.then
-                 if c.kind == "suspect" and c.params["condition"] == condition
-                 and rule.stage == "suspicion"}
+    urgencies = {
+        c.params["urgency"]
+        for rule in CATALOG.rules
+        for c in rule.then
+        if c.kind == "suspect" and c.params["condition"] == condition and rule.stage == "suspicion"
+    }
     assert urgencies == {CONDITIONS[condition]["urgency"]} or (
-        condition == "vertebral_fracture" and urgencies == {"urgent", "emergency"})
+        condition == "vertebral_fracture" and urgencies == {"urgent", "emergency"}
+    )

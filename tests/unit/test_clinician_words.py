@@ -17,7 +17,8 @@ from tests.conftest import ROOT
 CATALOG = load_rulesets(ROOT / "rulesets")
 PROJECT_WORDS = re.compile(
     r"\bseeds?\b|decided conflict|\bproject\b|\bcontract\b|\bvignettes?\b|interpretation:",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # Parameters of conclusions that are written for people (codes and field paths are not).
 TEXT_PARAMETERS = ("why", "text", "reason")
 CITATION_TEXT = ("title", "publisher", "container", "note", "authors")
@@ -32,8 +33,16 @@ def _texts() -> Iterator[tuple[str, str]]:
                 if isinstance(conclusion.params.get(name), str):
                     yield f"{rule.id} {conclusion.kind}.{name}", conclusion.params[name]
     vocabulary = CATALOG.vocabulary
-    for section in ("urgency", "imaging_timing", "imaging_rating", "duration_category",
-                    "imaging_procedures", "referrals", "avoid", "safety_netting"):
+    for section in (
+        "urgency",
+        "imaging_timing",
+        "imaging_rating",
+        "duration_category",
+        "imaging_procedures",
+        "referrals",
+        "avoid",
+        "safety_netting",
+    ):
         for code, label in getattr(vocabulary, section).items():
             yield f"{section}.{code}", label
     for site, categories in vocabulary.classification.items():
@@ -61,8 +70,12 @@ def test_no_project_vocabulary_in_what_clinicians_read():
 
 
 def test_the_check_finds_project_vocabulary():
-    for text in ("The seeds' 6 and 12 week cut-offs", "(decided conflict)",
-                 "Project seed collection", "the contract does not record it"):
+    for text in (
+        "The seeds' 6 and 12 week cut-offs",
+        "(decided conflict)",
+        "Project seed collection",
+        "the contract does not record it",
+    ):
         assert PROJECT_WORDS.search(text), text
 
 
@@ -76,8 +89,10 @@ def test_every_rule_cites_guidelines_first():
         kinds = [CATALOG.citations[c]["kind"] for c in rule.citations]
         assert kinds == sorted(kinds, key=CITATION_KINDS.index), rule.id
     # The guideline-first order is the loader's, whatever order a rule file writes them in.
-    assert any(rule.when and "seed-004" in rule.citations and rule.citations[-1] == "seed-004"
-               for rule in CATALOG.rules)
+    assert any(
+        rule.when and "seed-004" in rule.citations and rule.citations[-1] == "seed-004"
+        for rule in CATALOG.rules
+    )
 
 
 def test_web_passages_are_shown_by_the_title_of_what_they_quote():
@@ -87,8 +102,11 @@ def test_web_passages_are_shown_by_the_title_of_what_they_quote():
 
 
 def test_a_response_lists_its_sources_guidelines_first(client):
-    body = {"patient": {"age": 72}, "pain": {"sites": ["low_back", "hip"], "duration_days": 20},
-            "history": {"osteoporosis": True, "cancer": True}}
+    body = {
+        "patient": {"age": 72},
+        "pain": {"sites": ["low_back", "hip"], "duration_days": 20},
+        "history": {"osteoporosis": True, "cancer": True},
+    }
     citations = client.post("/v1/assessments", json=body).json["citations"]
     kinds = [entry["kind"] for entry in citations]
     assert kinds == sorted(kinds, key=CITATION_KINDS.index)

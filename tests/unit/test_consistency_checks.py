@@ -21,16 +21,37 @@ from tests.consistency import (
 
 SCREENED_BACK = {
     "patient": {"age": 38, "sex": "female"},
-    "pain": {"sites": ["low_back"], "duration_days": 10, "onset": "gradual", "course": "stable",
-             "radiation": "none", "leg_symptoms": "none", "mechanical": True,
-             "night_pain": False},
-    "history": {"trauma": "none", "fall": False, "cancer": False, "unexplained_weight_loss": False,
-                "fever": False, "iv_drug_use": False, "immunosuppression": False,
-                "long_term_corticosteroids": False, "osteoporosis": False,
-                "recent_bacterial_infection": False, "prior_spine_surgery": False},
-    "neuro": {"saddle_anaesthesia": False, "urinary_retention": False,
-              "bladder_or_bowel_incontinence": False, "weakness": "none", "foot_drop": False,
-              "sensory_deficit": False},
+    "pain": {
+        "sites": ["low_back"],
+        "duration_days": 10,
+        "onset": "gradual",
+        "course": "stable",
+        "radiation": "none",
+        "leg_symptoms": "none",
+        "mechanical": True,
+        "night_pain": False,
+    },
+    "history": {
+        "trauma": "none",
+        "fall": False,
+        "cancer": False,
+        "unexplained_weight_loss": False,
+        "fever": False,
+        "iv_drug_use": False,
+        "immunosuppression": False,
+        "long_term_corticosteroids": False,
+        "osteoporosis": False,
+        "recent_bacterial_infection": False,
+        "prior_spine_surgery": False,
+    },
+    "neuro": {
+        "saddle_anaesthesia": False,
+        "urinary_retention": False,
+        "bladder_or_bowel_incontinence": False,
+        "weakness": "none",
+        "foot_drop": False,
+        "sensory_deficit": False,
+    },
     "exam": {"spinal_tenderness": False},
     "associated": {"abdominal_pain": False, "nausea_vomiting": False, "urinary_symptoms": False},
 }
@@ -44,6 +65,7 @@ def assess(app):
         response = app.test_client().post("/v1/assessments", json=presentation)
         assert response.status_code == 200
         return copy.deepcopy(response.json)
+
     return run
 
 
@@ -84,7 +106,8 @@ def test_a_red_flag_not_reported_or_with_self_care_fails(assess, findings):
     response = assess(CANCER)
     response["red_flags"] = []
     assert red_flag_problems(CANCER, response, findings) == [
-        "red-flag finding history.cancer=True not reported"]
+        "red-flag finding history.cancer=True not reported"
+    ]
     response["urgency"] = "self_care"
     assert len(red_flag_problems(CANCER, response, findings)) == 2
 
@@ -92,8 +115,9 @@ def test_a_red_flag_not_reported_or_with_self_care_fails(assess, findings):
 def test_an_urgent_work_up_without_a_plan_or_the_avoid_list_fails(assess):
     response = assess(CANCER)
     response["treatments"] = []
-    response["avoid"] = [a for a in response["avoid"]
-                         if a["code"] not in ("bed_rest", "spinal_manipulation")]
+    response["avoid"] = [
+        a for a in response["avoid"] if a["code"] not in ("bed_rest", "spinal_manipulation")
+    ]
     problems = plan_problems(CANCER, response)
     assert "urgency urgent and no treatment" in problems
     assert any("bed_rest not avoided" in p for p in problems)
