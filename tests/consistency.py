@@ -188,3 +188,40 @@ def unknown_problems(
                 f"{field} unknown raises {code} as {got[code]}, every answer as at least {floor}"
             )
     return problems
+
+
+def _raises_alone(model: Mapping[str, Any], condition: str, field: str, value: Any) -> bool:
+    entry = next((c for c in model["conditions"] if c["condition"] == condition), None)
+    return entry is not None and any(raiser["when"] == {field: value}
+                                     for raiser in entry["alone"])
+
+
+def unanswered_partner_problems(field: str, unknown: Mapping[str, Any],
+                                answered: Mapping[Any, Mapping[str, Any]],
+                                model: Mapping[str, Any]) -> list[str]:
+    """A finding whose answer would raise a red-flag condition together with what is already
+    known is listed in `missing_information` when it is left unanswered.
+
+    This is the other half of "unknown is never safer than every answer": where only some
+    answers raise the condition, it is not raised, but the question that decides it is
+    asked. Findings that raise a condition on their own are asked by their screens (the
+    model's `asked`); this covers the partners of a combination, and a condition already
+    suspected that an answer would make more urgent.
+    """
+    if field in {m["field"] for m in unknown["missing_information"]}:
+        return []
+    red_flag_conditions = {c["condition"] for c in model["conditions"]}
+    now = {c["code"]: c["urgency"] for c in unknown["suspected_conditions"]}
+    problems = []
+    for value, response in answered.items():
+        for condition in response["suspected_conditions"]:
+            code = condition["code"]
+            if code not in red_flag_conditions or _raises_alone(model, code, field, value):
+                continue
+            if code not in now:
+                problems.append(f"{field}={value!r} would raise {code}; {field} is not listed "
+                                "as missing")
+            elif rank(condition["urgency"]) < rank(now[code]):
+                problems.append(f"{field}={value!r} would make {code} {condition['urgency']}; "
+                                f"{field} is not listed as missing")
+    return problems
