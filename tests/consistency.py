@@ -192,13 +192,15 @@ def unknown_problems(
 
 def _raises_alone(model: Mapping[str, Any], condition: str, field: str, value: Any) -> bool:
     entry = next((c for c in model["conditions"] if c["condition"] == condition), None)
-    return entry is not None and any(raiser["when"] == {field: value}
-                                     for raiser in entry["alone"])
+    return entry is not None and any(raiser["when"] == {field: value} for raiser in entry["alone"])
 
 
-def unanswered_partner_problems(field: str, unknown: Mapping[str, Any],
-                                answered: Mapping[Any, Mapping[str, Any]],
-                                model: Mapping[str, Any]) -> list[str]:
+def unanswered_partner_problems(
+    field: str,
+    unknown: Mapping[str, Any],
+    answered: Mapping[Any, Mapping[str, Any]],
+    model: Mapping[str, Any],
+) -> list[str]:
     """A finding whose answer would raise a red-flag condition together with what is already
     known is listed in `missing_information` when it is left unanswered.
 
@@ -219,9 +221,12 @@ def unanswered_partner_problems(field: str, unknown: Mapping[str, Any],
             if code not in red_flag_conditions or _raises_alone(model, code, field, value):
                 continue
             if code not in now:
-                problems.append(f"{field}={value!r} would raise {code}; {field} is not listed "
-                                "as missing")
+                problems.append(
+                    f"{field}={value!r} would raise {code}; {field} is not listed as missing"
+                )
             elif rank(condition["urgency"]) < rank(now[code]):
-                problems.append(f"{field}={value!r} would make {code} {condition['urgency']}; "
-                                f"{field} is not listed as missing")
+                problems.append(
+                    f"{field}={value!r} would make {code} {condition['urgency']}; "
+                    f"{field} is not listed as missing"
+                )
     return problems

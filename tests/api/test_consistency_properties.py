@@ -134,9 +134,7 @@ def test_unknown_is_never_safer_than_every_answer(app, case):
 
 @SETTINGS
 @given(case=unanswered())
-def test_an_unanswered_finding_that_would_decide_a_red_flag_condition_is_asked(
-    app, model, case
-):
+def test_an_unanswered_finding_that_would_decide_a_red_flag_condition_is_asked(app, model, case):
     """Where only some answers would raise a red-flag condition (with what is already known),
     the condition is not raised, but the question is listed in missing_information."""
     presentation, path = case

@@ -15,6 +15,7 @@ from tests.consistency import (
     red_flag_problems,
     safety_netting_problems,
     self_care_problems,
+    unanswered_partner_problems,
     unknown_problems,
     urgency_floor_problems,
 )
@@ -141,3 +142,25 @@ def test_unknown_safer_than_every_answer_fails(assess):
     assert unknown_problems("history.fever", calm, {True: raised, False: raised}) != []
     # One answer raises it, the other does not: nothing is owed.
     assert unknown_problems("history.cancer", calm, {True: raised, False: calm}) == []
+
+
+def test_an_undecided_red_flag_condition_not_asked_fails(assess, app):
+    model = app.extensions["assessor"].catalog.red_flag_model
+    unable = copy.deepcopy(SCREENED_BACK)
+    unable["patient"]["age"] = 50
+    unable["exam"]["unable_to_bear_weight"] = True
+    answered = {}
+    for value in (True, False):
+        variant = copy.deepcopy(unable)
+        variant["history"]["fall"] = value
+        answered[value] = assess(variant)
+    del unable["history"]["fall"]
+    unknown = assess(unable)
+    assert "hip_fracture" in {c["code"] for c in answered[True]["suspected_conditions"]}
+    assert unanswered_partner_problems("history.fall", unknown, answered, model) == []
+    unknown["missing_information"] = [
+        m for m in unknown["missing_information"] if m["field"] != "history.fall"
+    ]
+    assert unanswered_partner_problems("history.fall", unknown, answered, model) == [
+        "history.fall=True would raise hip_fracture; history.fall is not listed as missing"
+    ]
