@@ -140,8 +140,12 @@ def safety_netting_problems(
         problems.append("back pain with leg symptoms, yet no cauda equina warning")
     if response["urgency"] == "emergency" and "attend_emergency_now" not in given:
         problems.append("an emergency, yet not told to attend now")
-    if response["urgency"] != "emergency" and "not_improving_reassess" not in given:
-        problems.append("not an emergency, yet not told when to come back")
+    # When to come back: if not improving; with an urgent work-up, if it is not arranged.
+    come_back = {"urgent": "urgent_assessment_not_arranged"}.get(
+        response["urgency"], "not_improving_reassess"
+    )
+    if response["urgency"] != "emergency" and come_back not in given:
+        problems.append(f"urgency {response['urgency']}, yet not told when to come back")
     backed = {r["conclusion"] for r in response["reasons"]}
     for entry in response["safety_netting"]:
         if f"safety_netting.{entry['code']}" not in backed:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from service.presentation import BOOL, ENUM, INPUT_FIELDS
@@ -125,6 +125,7 @@ def test_unknown_is_never_safer_than_every_answer(app, case):
     """For every yes/no and choice field: if each answer raises a condition (or an urgency),
     leaving it unanswered raises it too."""
     presentation, path = case
+    note(f"{path} left unanswered in {presentation}")
     spec = INPUT_FIELDS[path]
     answers = (True, False) if spec.kind == BOOL else spec.choices
     answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
@@ -138,6 +139,7 @@ def test_an_unanswered_finding_that_would_decide_a_red_flag_condition_is_asked(a
     """Where only some answers would raise a red-flag condition (with what is already known),
     the condition is not raised, but the question is listed in missing_information."""
     presentation, path = case
+    note(f"{path} left unanswered in {presentation}")
     spec = INPUT_FIELDS[path]
     answers = (True, False) if spec.kind == BOOL else spec.choices
     answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
