@@ -107,12 +107,6 @@ class CompiledCondition:
     lacks: list[FactPattern] = field(default_factory=list)
 
     @property
-    def weight(self) -> int:
-        """Count the leaf tests: each becomes a node in the engine's alpha network."""
-        tests = self.presentation_test
-        return (_leaves(tests) if tests else 0) + len(self.concluded_fields)
-
-    @property
     def concluded_fields(self) -> list[str]:
         """The concluded keys this rule tests, in order, without repeats."""
         return list(dict.fromkeys(k for p in (*self.has, *self.lacks) for k in p.concluded_keys()))
@@ -128,13 +122,6 @@ class CompiledCondition:
         for pattern in self.lacks:  # no conclusion matches: none of them is set
             tests += [{"$nex": {key: 1}} for key in pattern.concluded_keys()]
         return [{"p": {"$and": tests}}]
-
-
-def _leaves(test: Mapping[str, Any]) -> int:
-    ((key, value),) = test.items()
-    if key in ("$and", "$or"):
-        return sum(_leaves(item) for item in value)
-    return 1
 
 
 class _Compiler:

@@ -19,8 +19,9 @@ This module is the only one that touches durable-rules. Each hazard measured in
 - facts without ids collide by content: every fact gets a unique id;
 - found here (not in the notes): the engine matches a fact against its alpha network with a
   fixed 64-entry stack (events.c, MAX_STACK_SIZE) and fails with error 303 when too many
-  rule branches match one fact at once. Rules are therefore split into gates of bounded
-  size, and the presentation is asserted once per gate, each copy seen by one gate only.
+  rule branches match one fact at once. Rules are therefore split into gates whose match
+  stack is bounded (MAX_MATCH_STACK, with the bound measured exact against the native
+  engine), and the presentation is asserted once per gate, each copy seen by one gate only.
 
 Rules run stage by stage and gate by gate. Earlier conclusions reach later rules on the
 presentation copy itself (`concluded.*` keys, see conditions.py), not as facts to join, so
@@ -51,9 +52,14 @@ from .presentation import lookup
 
 RULESET = "assessment"
 _SENTINEL = "engine$sentinel"
-# Each leaf test of a rule is one alpha node; a node and a disjunction's join node are each
-# pushed at most once per fact, so 24 leaves per gate keep the stack below 2 x 24 + 3 of 64.
-MAX_GATE_WEIGHT = 24
+# events.c matches a fact depth first with a fixed stack of 64 alpha nodes (MAX_STACK_SIZE):
+# a node that matches pushes every matching child, and a popped node is finished before its
+# siblings. Below a gate's node the stack therefore holds, at most, every rule's first-level
+# nodes (one, or one per alternative of a leading `$or`) plus the pending alternatives of the
+# `$or`s inside the one rule being matched (`_match_stack`). That bound was measured exact
+# (tests/unit/test_engine.py drives the native engine to one past it); gates keep it at 48,
+# leaving a margin of 16.
+MAX_MATCH_STACK = 48
 
 
 
@@ -182,22 +188,64 @@ def _encode_fields(presentation: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
+def _pending_alternatives(test: Mapping[str, Any]) -> int:
+    """Alternatives of the `$or`s in a test that can wait on the stack at once (an upper
+    bound: every `$or` met on the way keeps its other alternatives pending)."""
+    ((key, value),) = test.items()
+    if key == "$and":
+        return sum(_pending_alternatives(item) for item in value)
+    if key == "$or":
+        return len(value) - 1 + sum(_pending_alternatives(item) for item in value)
+    return 0
+
+
+def _match_stack(terms: list[dict[str, Any]]) -> tuple[int, int]:
+    """What one rule puts on the engine's match stack below its gate's node.
+
+    Returns (first, inner): the nodes it pushes when the gate node matches (its first test,
+    or each alternative of a leading `$or`), and the most alternatives that can be pending
+    while the rule itself is matched. `terms` are the rule's engine terms: one `$and` whose
+    first two tests are the fact type and the gate, shared by every rule of the gate.
+    """
+    ((test,),) = (term.values() for term in terms)
+    tests = test["$and"][2:]
+    if not tests:
+        return 1, 0
+    head = tests[0]
+    while "$and" in head:  # a nested `$and` continues the same chain
+        head = head["$and"][0]
+    first = len(head["$or"]) if "$or" in head else 1
+    return first, sum(_pending_alternatives(item) for item in tests) - (first - 1)
+
+
 def _assign_gates(rules: tuple[Rule, ...]) -> dict[str, list[Rule]]:
-    """Split each stage's rules, in catalog order, into gates of bounded total weight."""
+    """Split each stage's rules, in catalog order, into gates whose match stack stays within
+    MAX_MATCH_STACK: the sum of their first-level nodes plus the most any one keeps pending."""
     gates: dict[str, list[Rule]] = {}
-    weights: dict[str, int] = {}
+    needs: dict[str, tuple[int, int]] = {}
     for rule in rules:
-        weight = max(rule.condition.weight, 1)
-        if weight > MAX_GATE_WEIGHT:
-            raise EngineError(f"rule {rule.id} has {weight} tests, more than the engine can "
-                              f"match on one fact ({MAX_GATE_WEIGHT}); split the rule")
+        first, inner = _match_stack(rule.condition.engine_terms("gate"))
+        if first + inner > MAX_MATCH_STACK:
+            raise EngineError(f"rule {rule.id} needs {first + inner} places on the engine's "
+                              f"match stack, more than {MAX_MATCH_STACK}; split the rule")
         gate = next((g for g in reversed(gates) if g.startswith(rule.stage + "/")), None)
-        if gate is None or weights[gate] + weight > MAX_GATE_WEIGHT:
+        if gate is not None:
+            total, deepest = needs[gate]
+            if total + first + max(deepest, inner) > MAX_MATCH_STACK:
+                gate = None
+        if gate is None:
             gate = f"{rule.stage}/{sum(g.startswith(rule.stage + '/') for g in gates) + 1}"
-            gates[gate], weights[gate] = [], 0
+            gates[gate], needs[gate] = [], (0, 0)
         gates[gate].append(rule)
-        weights[gate] += weight
+        total, deepest = needs[gate]
+        needs[gate] = (total + first, max(deepest, inner))
     return gates
+
+
+def gate_match_stack(rules: list[Rule]) -> int:
+    """The most places a gate of these rules can take on the engine's match stack."""
+    needs = [_match_stack(rule.condition.engine_terms("gate")) for rule in rules]
+    return sum(first for first, _ in needs) + max(inner for _, inner in needs)
 
 
 class RulesEngine:

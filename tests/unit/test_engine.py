@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
 import textwrap
 import threading
 import tomllib
+import uuid
 from pathlib import Path
 
 import durable_rules_engine
@@ -277,11 +279,50 @@ def test_a_conclusion_drawn_twice_is_built_on_once(engine):
 
 def test_rules_are_split_into_gates_the_engine_can_match(engine):
     """events.c matches a fact with a 64-entry stack (error 303 when exceeded)."""
-    from service.engine import MAX_GATE_WEIGHT
+    from service.engine import MAX_MATCH_STACK, gate_match_stack
 
-    for rules in engine._gates.values():
-        assert sum(max(rule.condition.weight, 1) for rule in rules) <= MAX_GATE_WEIGHT
-    assert 2 * MAX_GATE_WEIGHT + 3 < 64
+    for gate, rules in engine._gates.items():
+        assert gate_match_stack(rules) <= MAX_MATCH_STACK < 64, gate
+
+
+def _native_match(rules: int, terms) -> str:
+    """Assert, into a fresh native ruleset of `rules` rules shaped by `terms(i)`, a fact that
+    every test of every rule matches; return "ok" or the native error."""
+    definitions = {f"r{i}": {"all": [{"m": {"$and": terms(i)}}]} for i in range(rules)}
+    handle = durable_rules_engine.create_ruleset(f"stack-{uuid.uuid4().hex}",
+                                                 json.dumps(definitions))
+    try:
+        fact = {"id": "1", "sid": "s", "t": "p", "gate": "g"}
+        durable_rules_engine.assert_fact(handle, json.dumps(fact))
+        return "ok"
+    except Exception as error:  # the native module raises a plain Exception with the code
+        return str(error)
+
+
+SHAPES = {
+    # A chain of three tests: one first-level node per rule, nothing pending inside it.
+    "chain": lambda i: [{"t": "p"}, {"gate": "g"}, {"$nex": {f"a{i}": 1}},
+                        {"$nex": {f"b{i}": 1}}, {"$nex": {f"c{i}": 1}}],
+    # A leading `$or` of three: three first-level nodes per rule.
+    "leading_or": lambda i: [{"t": "p"}, {"gate": "g"}, {"$or": [
+        {"$nex": {f"a{i}": 1}}, {"$nex": {f"b{i}": 1}}, {"$nex": {f"c{i}": 1}}]}],
+    # A test, then an `$or` of three: one first-level node, two alternatives pending inside.
+    "inner_or": lambda i: [{"t": "p"}, {"gate": "g"}, {"$nex": {f"x{i}": 1}}, {"$or": [
+        {"$nex": {f"a{i}": 1}}, {"$nex": {f"b{i}": 1}}, {"$nex": {f"c{i}": 1}}]}],
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_match_stack_bound_the_gates_use_is_exact(shape):
+    """The gates' bound, sum of first-level nodes plus the most pending inside one rule,
+    is what the native engine needs: a fact matching everything fits at 64 and fails one
+    rule later with error 303 (measured here, so a change of engine would show)."""
+    from service.engine import _match_stack
+
+    first, inner = _match_stack([{"p": {"$and": SHAPES[shape](0)}}])
+    fits = max(n for n in range(1, 70) if n * first + inner <= 64)
+    assert _native_match(fits, SHAPES[shape]) == "ok"
+    assert "303" in _native_match(fits + 1, SHAPES[shape])
 
 
 def test_ready_actions_run_lowest_priority_first(engine):
