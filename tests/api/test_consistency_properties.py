@@ -119,18 +119,22 @@ def unanswered(draw: st.DrawFn) -> tuple[dict[str, Any], str]:
     return presentation, draw(st.sampled_from(FINITE_FIELDS))
 
 
-@SETTINGS
-@given(case=unanswered())
-def test_unknown_is_never_safer_than_every_answer(app, case):
-    """For every yes/no and choice field: if each answer raises a condition (or an urgency),
-    leaving it unanswered raises it too."""
+def _unanswered_and_answered(app, case) -> tuple[str, dict[str, Any], dict[Any, Any]]:
+    """The field, the answer with it unanswered, and the answer for each of its values."""
     presentation, path = case
     note(f"{path} left unanswered in {presentation}")
     spec = INPUT_FIELDS[path]
     answers = (True, False) if spec.kind == BOOL else spec.choices
     answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
-    unknown = _assess(app, with_values(presentation, {path: None}))
-    assert unknown_problems(path, unknown, answered) == []
+    return path, _assess(app, with_values(presentation, {path: None})), answered
+
+
+@SETTINGS
+@given(case=unanswered())
+def test_unknown_is_never_safer_than_every_answer(app, case):
+    """For every yes/no and choice field: if each answer raises a condition (or an urgency),
+    leaving it unanswered raises it too."""
+    assert unknown_problems(*_unanswered_and_answered(app, case)) == []
 
 
 @SETTINGS
@@ -138,13 +142,7 @@ def test_unknown_is_never_safer_than_every_answer(app, case):
 def test_an_unanswered_finding_that_would_decide_a_red_flag_condition_is_asked(app, model, case):
     """Where only some answers would raise a red-flag condition (with what is already known),
     the condition is not raised, but the question is listed in missing_information."""
-    presentation, path = case
-    note(f"{path} left unanswered in {presentation}")
-    spec = INPUT_FIELDS[path]
-    answers = (True, False) if spec.kind == BOOL else spec.choices
-    answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
-    unknown = _assess(app, with_values(presentation, {path: None}))
-    assert unanswered_partner_problems(path, unknown, answered, model) == []
+    assert unanswered_partner_problems(*_unanswered_and_answered(app, case), model) == []
 
 
 def _batch(app, presentations: list[dict[str, Any]]) -> list[dict[str, Any]]:
