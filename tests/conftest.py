@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -25,3 +26,10 @@ def app() -> Iterator[Flask]:
 @pytest.fixture()
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+def assess(app: Flask, presentation: dict[str, Any]) -> dict[str, Any]:
+    """POST one presentation to the public API and return the assessment (it must be a 200)."""
+    response = app.test_client().post("/v1/assessments", json=presentation)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.json

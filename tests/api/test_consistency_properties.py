@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from service.presentation import BOOL, ENUM, INPUT_FIELDS
 from tests.cases import load_cases
-from tests.conftest import SHARED
+from tests.conftest import SHARED, assess
 from tests.consistency import (
     plan_problems,
     red_flag_problems,
@@ -64,12 +64,6 @@ def vignette_variants(draw: st.DrawFn) -> dict[str, Any]:
 PRESENTATIONS = presentations() | vignette_variants()
 
 
-def _assess(app, presentation: dict[str, Any]) -> dict[str, Any]:
-    response = app.test_client().post("/v1/assessments", json=presentation)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.json
-
-
 @pytest.fixture(scope="module")
 def model(app) -> dict[str, Any]:
     return app.extensions["assessor"].catalog.red_flag_model
@@ -80,7 +74,7 @@ def model(app) -> dict[str, Any]:
 def test_a_red_flag_finding_at_any_site_is_reported_and_never_gives_self_care(
     app, model, presentation
 ):
-    response = _assess(app, presentation)
+    response = assess(app, presentation)
     assert red_flag_problems(presentation, response, model["findings"]) == []
 
 
@@ -89,13 +83,13 @@ def test_a_red_flag_finding_at_any_site_is_reported_and_never_gives_self_care(
 def test_urgency_is_at_least_every_condition_referral_red_flag_and_imaging_timing(
     app, presentation
 ):
-    assert urgency_floor_problems(_assess(app, presentation)) == []
+    assert urgency_floor_problems(assess(app, presentation)) == []
 
 
 @SETTINGS
 @given(presentation=PRESENTATIONS)
 def test_self_care_never_comes_with_imaging_a_referral_or_a_red_flag(app, presentation):
-    assert self_care_problems(_assess(app, presentation)) == []
+    assert self_care_problems(assess(app, presentation)) == []
 
 
 @SETTINGS
@@ -103,13 +97,13 @@ def test_self_care_never_comes_with_imaging_a_referral_or_a_red_flag(app, presen
 def test_only_an_emergency_leaves_no_plan_and_an_urgent_work_up_keeps_the_avoid_list(
     app, presentation
 ):
-    assert plan_problems(presentation, _assess(app, presentation)) == []
+    assert plan_problems(presentation, assess(app, presentation)) == []
 
 
 @SETTINGS
 @given(presentation=PRESENTATIONS)
 def test_every_answer_carries_safety_netting(app, presentation):
-    assert safety_netting_problems(presentation, _assess(app, presentation)) == []
+    assert safety_netting_problems(presentation, assess(app, presentation)) == []
 
 
 @st.composite
@@ -125,8 +119,8 @@ def _unanswered_and_answered(app, case) -> tuple[str, dict[str, Any], dict[Any, 
     note(f"{path} left unanswered in {presentation}")
     spec = INPUT_FIELDS[path]
     answers = (True, False) if spec.kind == BOOL else spec.choices
-    answered = {value: _assess(app, with_values(presentation, {path: value})) for value in answers}
-    return path, _assess(app, with_values(presentation, {path: None})), answered
+    answered = {value: assess(app, with_values(presentation, {path: value})) for value in answers}
+    return path, assess(app, with_values(presentation, {path: None})), answered
 
 
 @SETTINGS

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.loader import load_rulesets
-from tests.conftest import ROOT
+from tests.conftest import ROOT, assess
 from tests.consistency import rank
 from tests.strategies import SITES_FOR, presentations, with_values
 
@@ -53,12 +53,6 @@ def _combinations() -> list[tuple[str, str, dict[str, Any]]]:
 TOGETHER = _combinations()
 
 
-def _assess(app, presentation: dict[str, Any]) -> dict[str, Any]:
-    response = app.test_client().post("/v1/assessments", json=presentation)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.json
-
-
 def _suspected(response: dict[str, Any]) -> dict[str, str]:
     return {c["code"]: c["urgency"] for c in response["suspected_conditions"]}
 
@@ -74,7 +68,7 @@ def _raised(draw: st.DrawFn, ways: list[tuple[str, str, dict[str, Any]]]):
 @given(case=_raised([(c, r["sites"], r["when"]) for c, r in ALONE]))
 def test_a_finding_that_raises_a_condition_alone_does_so_whatever_else_is_present(app, case):
     condition, presentation = case
-    suspected = _suspected(_assess(app, presentation))
+    suspected = _suspected(assess(app, presentation))
     assert condition in suspected
     assert rank(suspected[condition]) <= rank(CONDITIONS[condition]["urgency"])
 
@@ -83,7 +77,7 @@ def test_a_finding_that_raises_a_condition_alone_does_so_whatever_else_is_presen
 @given(case=_raised(TOGETHER))
 def test_risk_factors_that_count_together_raise_the_condition_whatever_else_is_present(app, case):
     condition, presentation = case
-    suspected = _suspected(_assess(app, presentation))
+    suspected = _suspected(assess(app, presentation))
     assert condition in suspected
     assert rank(suspected[condition]) <= rank(CONDITIONS[condition]["urgency"])
 
@@ -95,7 +89,7 @@ def test_every_combination_of_the_model_raises_its_condition_on_a_screened_prese
         "pain": {"sites": ["low_back", "hip"], "duration_days": 10},
     }
     for condition, _, values in [(c, r["sites"], r["when"]) for c, r in ALONE] + TOGETHER:
-        suspected = _suspected(_assess(app, with_values(quiet, values)))
+        suspected = _suspected(assess(app, with_values(quiet, values)))
         assert condition in suspected, (condition, values)
 
 
@@ -110,7 +104,7 @@ def test_one_risk_factor_alone_does_not_raise_a_condition_that_needs_two(app):
         for combination in entry["together"]:
             for group in combination["groups"]:
                 for factor in group["of"]:
-                    suspected = _suspected(_assess(app, with_values(quiet, factor["when"])))
+                    suspected = _suspected(assess(app, with_values(quiet, factor["when"])))
                     assert entry["condition"] not in suspected, (entry["condition"], factor)
 
 

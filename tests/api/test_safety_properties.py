@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import assess
 from tests.strategies import ANY_SITES, BACK_SITES, HIP_SITES, given_value, presentations
 
 SETTINGS = settings(max_examples=150, deadline=None,
@@ -28,12 +29,6 @@ NSAID_CONTRAINDICATIONS = (
     "comorbidities.liver_disease", "patient.pregnant",
 )
 BACKED_SECTIONS = ("suspected_conditions", "treatments", "referrals", "avoid")
-
-
-def _assess(app, presentation: dict[str, Any]) -> dict[str, Any]:
-    response = app.test_client().post("/v1/assessments", json=presentation)
-    assert response.status_code == 200, response.get_data(as_text=True)
-    return response.json
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +56,7 @@ def test_suspected_hip_fracture_or_septic_joint_is_always_an_emergency(app, pres
     for finding in findings:
         section, name = finding.split(".")
         presentation.setdefault(section, {})[name] = True
-    result = _assess(app, presentation)
+    result = assess(app, presentation)
     assert result["urgency"] == "emergency"
     suspected = {c["code"]: c["urgency"] for c in result["suspected_conditions"]}
     assert suspected.get(condition) == "emergency"
@@ -77,7 +72,7 @@ def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presen
     """Whatever the painful site: saddle anaesthesia with hip pain is still an emergency."""
     if not any(given_value(presentation, f) is True for f in CAUDA_EQUINA_FINDINGS):
         presentation.setdefault("neuro", {})["saddle_anaesthesia"] = True
-    result = _assess(app, presentation)
+    result = assess(app, presentation)
     assert result["urgency"] == "emergency"
     assert "cauda_equina_syndrome" in {c["code"] for c in result["suspected_conditions"]}
     assert result["imaging"]["indicated"] is True
@@ -90,7 +85,7 @@ def test_cauda_equina_finding_is_an_emergency_with_immediate_imaging(app, presen
 def test_a_contraindication_never_yields_an_nsaid(app, presentation, contraindication):
     section, name = contraindication.split(".")
     presentation.setdefault(section, {})[name] = True
-    result = _assess(app, presentation)
+    result = assess(app, presentation)
     assert "oral_nsaid" not in {t["code"] for t in result["treatments"]}
     nsaid_avoid = [a for a in result["avoid"] if a["code"] == "oral_nsaid"]
     if nsaid_avoid:
@@ -100,7 +95,7 @@ def test_a_contraindication_never_yields_an_nsaid(app, presentation, contraindic
 @SETTINGS
 @given(presentation=presentations())
 def test_every_conclusion_is_reasoned_and_every_citation_resolves(app, catalog, presentation):
-    result = _assess(app, presentation)
+    result = assess(app, presentation)
     cited = {c["id"] for c in result["citations"]}
     for reason in result["reasons"]:
         assert reason["rule"] in catalog["rules"]
@@ -120,7 +115,7 @@ def test_every_conclusion_is_reasoned_and_every_citation_resolves(app, catalog, 
 @SETTINGS
 @given(presentation=presentations(BACK_SITES))
 def test_unanswered_red_flag_screens_are_reported_missing(app, presentation):
-    result = _assess(app, presentation)
+    result = assess(app, presentation)
     missing = {m["field"] for m in result["missing_information"]}
     for field in CAUDA_EQUINA_FINDINGS + ("history.cancer", "history.fever"):
         if given_value(presentation, field) is None:

@@ -6,10 +6,10 @@ Every test takes a real response that meets the rule and breaks it the way a def
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import pytest
 
+from tests.conftest import assess as assess_via_api
 from tests.consistency import (
     plan_problems,
     red_flag_problems,
@@ -62,12 +62,8 @@ CANCER["history"]["cancer"] = True
 
 @pytest.fixture(scope="module")
 def assess(app):
-    def run(presentation: dict[str, Any]) -> dict[str, Any]:
-        response = app.test_client().post("/v1/assessments", json=presentation)
-        assert response.status_code == 200
-        return copy.deepcopy(response.json)
-
-    return run
+    # A copy each time: the tests break the response they are given.
+    return lambda presentation: copy.deepcopy(assess_via_api(app, presentation))
 
 
 @pytest.fixture(scope="module")
