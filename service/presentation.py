@@ -118,6 +118,17 @@ INPUT_FIELDS: dict[str, FieldSpec] = {
         "nsaid_hypersensitivity",
         "liver_disease",
     ),
+    # Conditions a clinician has recorded as diagnosed or suspected in this episode
+    # (confirmed, provisional or differential): what an EHR problem list says. False means
+    # ruled out; the rules act only on true.
+    **_bools(
+        "diagnoses",
+        "cauda_equina_syndrome",
+        "vertebral_fracture",
+        "spinal_infection",
+        "hip_fracture",
+        "septic_arthritis",
+    ),
     "care.conservative_care_weeks": FieldSpec(INT, minimum=0, maximum=520),
     "care.intervention_candidate": FieldSpec(BOOL),
     **_bools("start_back", *START_BACK_ITEMS),

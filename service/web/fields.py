@@ -80,6 +80,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "comorbidities.anticoagulant": ("Takes an anticoagulant", ""),
     "comorbidities.nsaid_hypersensitivity": ("NSAID hypersensitivity", ""),
     "comorbidities.liver_disease": ("Liver disease", ""),
+    "diagnoses.cauda_equina_syndrome": (
+        "Cauda equina syndrome diagnosed or suspected", "By a clinician, in this episode."),
+    "diagnoses.vertebral_fracture": (
+        "Vertebral fracture diagnosed or suspected", "By a clinician, in this episode."),
+    "diagnoses.spinal_infection": (
+        "Spinal infection diagnosed or suspected",
+        "Discitis, vertebral osteomyelitis or epidural abscess, in this episode."),
+    "diagnoses.hip_fracture": (
+        "Hip fracture diagnosed or suspected", "By a clinician, in this episode."),
+    "diagnoses.septic_arthritis": (
+        "Septic arthritis of the hip diagnosed or suspected", "By a clinician, in this episode."),
     "care.conservative_care_weeks": (
         "Guideline-based care already tried", "Weeks, for this episode."),
     "care.intervention_candidate": (
@@ -148,6 +159,8 @@ GROUPS: tuple[Group, ...] = (
     Group("examination", "Examination"),
     Group("comorbidities", "Comorbidities and medicines",
           "Checked before any drug is suggested."),
+    Group("diagnoses", "Diagnoses already made",
+          "Record only what a clinician has diagnosed or suspects in this episode."),
     Group("care", "Care so far"),
     Group("start_back", "STarT Back screening tool",
           "Answer all nine items or none: the patient's answers for the last 2 weeks."),
@@ -163,6 +176,7 @@ SECTION_GROUPS: dict[str, str] = {
     "neuro": "examination",
     "exam": "examination",
     "comorbidities": "comorbidities",
+    "diagnoses": "diagnoses",
     "care": "care",
     "start_back": "start_back",
 }

@@ -182,4 +182,5 @@ def test_every_code_of_the_table_names_procedures_of_the_vocabulary():
         assert set(entry.procedures) - {None} <= procedures, entry
         named = [p for p in entry.procedures if p]
         assert all(("hip" in p) == (entry.region == "hip") for p in named), entry
-    assert set(PREFERRED_CODE) == procedures
+    # CT with IV contrast has no order code read yet: rated, never suggested.
+    assert set(PREFERRED_CODE) <= procedures

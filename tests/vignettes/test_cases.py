@@ -22,7 +22,8 @@ from tests.vignettes.checks import extra_mismatches, invariant_problems
 
 HERE = Path(__file__).parent
 CASES = load_cases(SHARED / "vignettes" / "cases.yaml", HERE / "low_back_cases.yaml",
-                   HERE / "hip_cases.yaml", HERE / "red_flag_cases.yaml")
+                   HERE / "hip_cases.yaml", HERE / "red_flag_cases.yaml",
+                   HERE / "recorded_diagnosis_cases.yaml")
 IDS = [case["id"] for case in CASES]
 EXTRA_CASES = [case for case in CASES if "extra" in case]
 
