@@ -40,6 +40,7 @@ def create_app(**overrides: Any) -> Flask:
     register_error_handlers(app)
     app.register_blueprint(blueprint)
     app.extensions["cds_hooks"] = cds_hooks.load_settings()  # CDS_HOOKS_* variables
+    cds_hooks.terminology()  # the value sets, checked at start-up rather than at first call
     app.register_blueprint(cds_hooks.blueprint)  # /cds-services (CDS Hooks 2.0)
     app.register_blueprint(web_blueprint)  # /intake, /rules, /trace and /static/
     return app

@@ -70,12 +70,15 @@ def _read_body() -> bytes:
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: set[str] = set()
-    for key, _ in pairs:
-        if key in seen:
-            raise MalformedJSON(f"The JSON object repeats the key {key!r}.")
-        seen.add(key)
-    return dict(pairs)
+    # Called for every object of the body: dict() and len() run in C, the loop only on error.
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise MalformedJSON(f"The JSON object repeats the key {key!r}.")
+            seen.add(key)
+    return found
 
 
 def _refuse_constant(name: str) -> Any:

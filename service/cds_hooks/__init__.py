@@ -2,7 +2,8 @@
 
     discovery     the services, their prefetch templates and the ruleset version
     fetching      the patient's resources from the prefetch or the client's FHIR server
-    mapping       FHIR R4 Patient, Condition, Observation -> a presentation of the contract
+    valuesets     the value sets (valuesets/*.yaml) and which one feeds which field
+    mapping       a FHIR R4 chart -> a presentation of the contract, as of the day of the call
     cards         an assessment -> cards (red flags, classification and plan, data needed)
     imaging_codes LOINC / CPT order codes -> the imaging procedures the assessment rates
     ordering      draft imaging orders -> ratings (Argonaut PAMA), suggestions, systemActions
@@ -17,5 +18,6 @@ The package depends on the core (`Assessor`, `load_presentation`); the core neve
 
 from .routes import blueprint
 from .settings import HookSettings, load_settings
+from .valuesets import terminology
 
-__all__ = ["HookSettings", "blueprint", "load_settings"]
+__all__ = ["HookSettings", "blueprint", "load_settings", "terminology"]

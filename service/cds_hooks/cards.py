@@ -12,7 +12,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .terminology import OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM, Code
+from fhir.resources.R4B.servicerequest import ServiceRequest
+
+from .imaging_codes import preferred_code
+from .terminology import LOINC, OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM, Code
 
 SERVICE_LABEL = "MSK decision support"
 MAX_SUMMARY = 139  # CDS Hooks: "<140-character summary"
@@ -119,7 +122,29 @@ class CardBuilder:
                   f"{self.assessment['assessment_id']}._")
         return make_card(text, indicator, detail + footer, topic, cited, **extra)
 
-    def red_flag_card(self, level: str) -> dict[str, Any] | None:
+    def urgent_imaging(self, patient_id: str | None) -> list[dict[str, Any]]:
+        """For an emergency that needs imaging today: a suggestion to order it, stat."""
+        imaging = self.assessment["imaging"]
+        best = next((p for p in imaging["procedures"] if p["rating"] == "usually_appropriate"),
+                    None)
+        code = preferred_code(best["code"], LOINC) if best else None
+        if imaging["timing"] != "immediate" or code is None or patient_id is None:
+            return []
+        suspected = [c["label"] for c in self.assessment["suspected_conditions"]
+                     if c["urgency"] == "emergency"]
+        order = {"resourceType": "ServiceRequest", "status": "draft", "intent": "proposal",
+                 "priority": "stat",
+                 "code": {"coding": [code.coding()], "text": code.display},
+                 "subject": {"reference": f"Patient/{patient_id}"},
+                 "reasonCode": [{"text": f"Suspected {label.lower()}"} for label in suspected]}
+        ServiceRequest.model_validate(order)  # a defect here must not reach an EHR
+        return [{"label": f"Order {best['label']} today (stat)", "uuid": str(uuid.uuid4()),
+                 "isRecommended": True,
+                 "actions": [{"type": "create", "description": f"Order {best['label']}, "
+                              "priority stat, for the suspected emergency",
+                              "resource": order}]}]
+
+    def red_flag_card(self, level: str, patient_id: str | None = None) -> dict[str, Any] | None:
         conditions = [c for c in self.assessment["suspected_conditions"]
                       if c["urgency"] == level]
         if not conditions:
@@ -141,11 +166,16 @@ class CardBuilder:
         title = "Emergency" if level == "emergency" else "Urgent"
         text = (f"{title}: {', '.join(c['label'] for c in conditions)} suspected; "
                 f"{_URGENCY_PHRASE[level]}")
+        extra: dict[str, Any] = {}
+        suggestions = self.urgent_imaging(patient_id) if level == "emergency" else []
+        if suggestions:
+            extra.update(selectionBehavior="at-most-one", suggestions=suggestions)
         return self.card(text, _INDICATOR[level], "\n\n".join(lines) + "\n\n"
                          + self.why(reasons), "red_flags", reasons,
-                         overrideReasons=[r.coding() for r in OVERRIDE_REASONS])
+                         overrideReasons=[r.coding() for r in OVERRIDE_REASONS], **extra)
 
-    def assessment_card(self, notes: list[str]) -> dict[str, Any]:
+    def assessment_card(self, notes: list[str], read: list[str] | None = None
+                        ) -> dict[str, Any]:
         a = self.assessment
         classes = "; ".join(c["label"] for c in a["classification"]) or "Not classified"
         duration = a["duration_category"]
@@ -173,6 +203,8 @@ class CardBuilder:
             sections.append("**Not yet known** (absent means unknown, never no):\n" + "\n".join(
                 f"- `{m['field']}` ({m['screen'].replace('_', ' ')}): {m['why']}"
                 for m in a["missing_information"]))
+        if read:
+            sections.append("**Read from the record:**\n" + "\n".join(f"- {r}" for r in read))
         if notes:
             sections.append("**Not read from the record:**\n" + "\n".join(f"- {n}"
                                                                          for n in notes))
@@ -208,11 +240,38 @@ def _plan(a: Mapping[str, Any]) -> list[str]:
 
 
 def patient_view_cards(assessment: Mapping[str, Any], notes: list[str],
-                       bibliography: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Critical and warning cards for emergency and urgent suspicions, then the info card."""
+                       bibliography: Mapping[str, Mapping[str, Any]],
+                       read: list[str] | None = None,
+                       patient_id: str | None = None) -> list[dict[str, Any]]:
+    """Critical and warning cards for emergency and urgent suspicions, then the info card
+    (which says what was read from the record, and what was not)."""
     builder = CardBuilder(assessment, bibliography)
-    cards = [builder.red_flag_card(level) for level in ("emergency", "urgent")]
-    return [c for c in cards if c] + [builder.assessment_card(notes)]
+    cards = [builder.red_flag_card(level, patient_id) for level in ("emergency", "urgent")]
+    return [c for c in cards if c] + [builder.assessment_card(notes, read)]
+
+
+def other_version_card(count: int, bibliography: Mapping[str, Mapping[str, Any]]
+                       ) -> dict[str, Any]:
+    """The chart came in another FHIR version (DSTU2): say so, rather than stay silent."""
+    return make_card(
+        "No MSK assessment: the record was sent as FHIR DSTU2; this service reads FHIR R4",
+        "info", f"{count} resources of the record are in FHIR DSTU2 form (for example a "
+        "Condition with `patient` and string statuses). This service reads FHIR R4 (4.0.1) "
+        "only, so it has not assessed the patient: nothing here means \"no red flags\". "
+        "Point the CDS client at an R4 FHIR server.", "data_needed",
+        fallback_guidance(bibliography, ("low_back", "hip")))
+
+
+def too_large_card(limit: int, bibliography: Mapping[str, Mapping[str, Any]]
+                   ) -> dict[str, Any]:
+    """The hook request was over the body limit: unread, so not assessed; say so."""
+    return make_card(
+        "No MSK assessment: the record sent with this call was too large to read",
+        "info", f"The hook request was larger than {limit // 1024} KiB, so the service did not "
+        "read it and has not assessed the patient: nothing here means \"no red flags\". "
+        "Bound the prefetch as the service's discovery document asks (`_count`, active "
+        "records only), or leave the keys out so the service reads them from the FHIR "
+        "server.", "data_needed", fallback_guidance(bibliography, ("low_back", "hip")))
 
 
 _HOW_TO_RECORD = {

@@ -8,7 +8,8 @@ from typing import Any
 from .fetching import PREFETCH
 
 ASSESSMENT = "msk-assessment"
-IMAGING = "lumbar-imaging-appropriateness"
+IMAGING = "lumbar-imaging-appropriateness"  # order-select
+IMAGING_SIGN = "lumbar-imaging-appropriateness-order-sign"
 RULESET_EXTENSION = "org.msk-decision-support.ruleset"
 
 
@@ -19,35 +20,40 @@ class Service:
     title: str
     description: str
     usage: str
+    # Hooks answered without being listed: order-sign calls to the order-select id, as
+    # EHRs registered before the two hooks had their own ids still make them.
+    also_answers: tuple[str, ...] = ()
 
 
 _USAGE = (
-    "Reads the Patient, Conditions and Observations named in prefetch (see the service's "
-    "FHIR mapping); a key left out is read from fhirServer. Findings the record does not hold "
-    "are treated as unknown, never as absent. Supports, never replaces, clinical judgement.")
+    "Reads the Patient, Conditions, Observations, MedicationRequests and AllergyIntolerances "
+    "named in prefetch (FHIR R4; see the service's FHIR mapping); a key left out is read from "
+    "fhirServer. Findings the record does not hold are treated as unknown, never as absent. "
+    "Supports, never replaces, clinical judgement.")
 
 SERVICES: tuple[Service, ...] = (
     Service(ASSESSMENT, "patient-view", "Low back and hip pain assessment",
             "Red flags (critical for an emergency, warning for an urgent suspicion), the "
             "classification and the first-line plan for a patient with low back or hip pain, "
             "each with its reasons and the guidance it cites.", _USAGE),
-    # The same id on two hooks, as CDS Hooks allows; order-select is listed last because
-    # some clients (the public sandbox) keep one entry per id, and the Argonaut PAMA guide
-    # prefers rating when the order is selected.
-    Service(IMAGING, "order-sign", "Lumbar spine and hip imaging appropriateness",
-            "Rates every lumbar spine or hip radiograph, CT or MRI among the draft orders "
-            "against the assessment (appropriate, may be appropriate, not appropriate, coded "
-            "as the Argonaut PAMA guide asks) and records the rating on the order.", _USAGE),
+    # One id per hook: clients that keep one entry per id (the public sandbox) call both.
+    # The Argonaut PAMA guide prefers rating when the order is selected.
     Service(IMAGING, "order-select", "Lumbar spine and hip imaging appropriateness",
             "Rates the selected lumbar spine or hip radiograph, CT or MRI order against the "
-            "assessment; for an order that is not appropriate, suggests removing it and "
-            "starting conservative care.", _USAGE),
+            "assessment, as the Argonaut PAMA guide asks (appropriate, not appropriate, no "
+            "criteria apply; the ACR band as a second coding), records the rating on the order "
+            "and suggests a better-rated study where there is one.", _USAGE,
+            also_answers=("order-sign",)),
+    Service(IMAGING_SIGN, "order-sign", "Lumbar spine and hip imaging appropriateness (sign)",
+            "Rates every lumbar spine or hip radiograph, CT or MRI among the draft orders "
+            "being signed, as at order-select, and records the rating on each order.", _USAGE),
 )
-SERVICE_IDS = frozenset(service.id for service in SERVICES)
 
 
 def hooks_of(service_id: str) -> tuple[str, ...]:
-    return tuple(service.hook for service in SERVICES if service.id == service_id)
+    """The hooks a service id answers: its own, then those it still accepts."""
+    return tuple(hook for service in SERVICES if service.id == service_id
+                 for hook in (service.hook, *service.also_answers))
 
 
 def discovery_document(ruleset_version: str, ruleset_digest: str) -> dict[str, Any]:

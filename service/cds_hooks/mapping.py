@@ -1,44 +1,45 @@
-"""Map FHIR R4 resources (Patient, Condition, Observation) to a presentation of the contract.
+"""Map a patient's FHIR R4 chart to a presentation of the contract.
 
 Unknown stays unknown: a finding no resource speaks about is left out, never set to false.
-The full table, field by field, is docs/fhir-mapping.md (`mapping_rows()` writes its codes).
+The full table, field by field, is docs/fhir-mapping.md (`mapping_rows()` and
+`value_set_rows()` write its codes); which value set feeds which field is
+`valuesets/feeds.yaml`.
 
-- `patient.age` <- `Patient.birthDate`: whole years on the day of the call; a partial date
-  only when every day it allows gives the same age. `patient.sex` <- `Patient.gender`.
-- `pain.sites` <- the current, not refuted Conditions coded SNOMED CT 279039007 Low back pain
-  (`low_back`) or 49218002 Pain in hip (`hip`); `pain.duration_days` <- days from their
-  earliest full `onsetDateTime` / `onsetPeriod.start` to the day of the call.
-- Every other field <- a Condition (yes/no findings) or an Observation coded with the field's
-  path in `terminology.FIELD_SYSTEM` (`neuro.saddle_anaesthesia`), or with one of the SNOMED CT
-  / LOINC codes of `terminology.STANDARD_CODES` where a standard concept means the same.
-  Choices are `valueCodeableConcept` in `terminology.ANSWER_SYSTEM` (code = the contract
-  value); numbers `valueQuantity` in the UCUM units of `terminology.UNITS`, or `valueInteger`.
-  STarT Back: the whole block or none. No subsumption: a more specific SNOMED concept (a
-  named cancer) is not read as its parent.
+- `patient.age` <- `Patient.birthDate` (whole years on the day of the call; a partial date
+  only when every day it allows gives the same age); `patient.sex` <- `Patient.gender`.
+- `pain.sites` <- current, asserted Conditions whose code is in a pain value set (low back
+  pain, radiculopathy, disc disorder, stenosis -> `low_back`; hip pain, hip osteoarthritis ->
+  `hip`), and the draft order's `reasonCode`; `pain.duration_days` <- days from the earliest
+  full onset of those Conditions to the day of the call.
+- Yes/no findings <- Conditions in a value set (`feeds.yaml`) or coded with a standard or
+  own code (`terminology`), active MedicationRequests and AllergyIntolerances in a value set,
+  and Observations. Choices and numbers <- Observations.
 
-Yes/no: a Condition with `verificationStatus` refuted is false; confirmed, provisional or no
-status is true; differential, unconfirmed and entered-in-error say nothing. For a finding of
-the present (all but `terminology.HISTORY_FIELDS`), `clinicalStatus` inactive, remission or
-resolved makes it false. An Observation is read when its status is final, amended, corrected
-or preliminary and it has no `dataAbsentReason`: `valueBoolean`, or `valueCodeableConcept`
-with a SNOMED CT present/absent/yes/no qualifier or LOINC LA33-6 Yes / LA32-8 No; an
-Observation of a standard finding code with no value asserts the finding. An Observation of a
-present finding dated before the episode began is ignored. When resources disagree, yes wins
-(a recorded red flag or contraindication outweighs a denial); choices and numbers that
-disagree stay unknown.
+A chart is longitudinal, so each finding is read as of the day of the call: the latest
+dated statement counts, and only statements of the same day can disagree (a yes/no then
+reads yes, since a recorded red flag or contraindication outweighs a denial; a choice or
+number stays unknown). A current (active) Condition, prescription or allergy speaks for
+today. For a finding of history (`terminology.HISTORY_FIELDS`: a cancer, osteoporosis, a
+fall ...) any recorded yes stands. A finding of the present recorded before this episode of
+pain began says nothing about it and is ignored. Entered-in-error says nothing; refuted is
+no; confirmed, provisional, differential and unconfirmed diagnoses all count as yes: a
+suspicion on record is a suspicion.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
 from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
@@ -50,12 +51,12 @@ from .terminology import (
     FIELD_SYSTEM,
     HISTORY_FIELDS,
     NO_CODES,
-    SITE_CODES,
     STANDARD_CODES,
     UCUM,
     UNITS,
     YES_CODES,
 )
+from .valuesets import SYSTEM_NAMES, Feed, terminology
 
 REQUIRED_FIELDS = ("patient.age", "pain.sites", "pain.duration_days")
 # Read from the Patient and the pain Conditions only, never from a coded finding.
@@ -64,30 +65,54 @@ FINDING_FIELDS = tuple(path for path in INPUT_FIELDS if path not in _STRUCTURAL_
 
 _USABLE_OBSERVATION = frozenset({"final", "amended", "corrected", "preliminary"})
 _NOT_CURRENT = frozenset({"inactive", "remission", "resolved"})
-_SAYS_NOTHING = frozenset({"entered-in-error", "differential", "unconfirmed"})
+_ACTIVE_ALLERGY = frozenset({"active", None})
+_EARLIEST = date.min
 
-_CODE_INDEX: dict[tuple[str, str], str] = {
-    **{(FIELD_SYSTEM, path): path for path in FINDING_FIELDS},
-    **{(code.system, code.code): path
-       for path, codes in STANDARD_CODES.items() for code in codes},
-}
-_STANDARD = frozenset((c.system, c.code) for codes in STANDARD_CODES.values() for c in codes)
+_OWN_CODES = {(FIELD_SYSTEM, path): path for path in FINDING_FIELDS}
+_STANDARD = {(code.system, code.code): path
+             for path, codes in STANDARD_CODES.items() for code in codes}
+# Observation.code -> the field it answers.
+OBSERVATION_INDEX: dict[tuple[str, str], str] = {**_OWN_CODES, **_STANDARD}
+
+
+@dataclass(frozen=True)
+class _Said:
+    """One statement of the chart about a field: its value, as of when, and where from."""
+
+    value: Any
+    when: date | None
+    source: str
 
 
 @dataclass
 class MappedPresentation:
-    """What the resources say: a presentation (only known fields), and what is missing."""
+    """What the chart says: a presentation (only known fields), and what is missing."""
 
     presentation: dict[str, dict[str, Any]]
     missing_required: list[str]
     notes: list[str] = field(default_factory=list)
     episode_onset: date | None = None
+    # field path -> the resource each known value was read from, in words
+    sources: dict[str, str] = field(default_factory=dict)
 
 
 def codings(concept: CodeableConcept | None) -> Iterator[tuple[str, str]]:
     for coding in (concept.coding or []) if concept else []:
         if coding.system and coding.code:
             yield coding.system, coding.code
+
+
+def _label(concept: CodeableConcept | None) -> str:
+    if concept is None:
+        return "(no code)"
+    if concept.text:
+        return concept.text
+    for coding in concept.coding or []:
+        if coding.display:
+            return coding.display
+        if coding.code:
+            return f"{SYSTEM_NAMES.get(coding.system or '', coding.system)} {coding.code}"
+    return "(no code)"
 
 
 def _status(concept: CodeableConcept | None) -> str | None:
@@ -124,113 +149,237 @@ def age_from_birth_date(birth_date: Any, today: date) -> int | None:
     return ages.pop() if len(ages) == 1 else None
 
 
-def _asserted(condition: Condition) -> bool | None:
-    """True if the Condition asserts its code, False if refuted, None if it says nothing."""
+def asserted(condition: Condition) -> bool | None:
+    """True if the Condition asserts its code (a suspicion too), False if refuted, None if
+    entered in error."""
     verification = _status(condition.verificationStatus)
-    if verification in _SAYS_NOTHING:
+    if verification == "entered-in-error":
         return None
     return verification != "refuted"
 
 
+def is_current(condition: Condition) -> bool:
+    return _status(condition.clinicalStatus) not in _NOT_CURRENT
+
+
+def _onset(condition: Condition) -> date | None:
+    return _day(condition.onsetDateTime or (condition.onsetPeriod.start
+                                            if condition.onsetPeriod else None))
+
+
+def _abated(condition: Condition) -> date | None:
+    return _day(condition.abatementDateTime or (condition.abatementPeriod.end
+                                                if condition.abatementPeriod else None))
+
+
+def _observed_on(observation: Observation) -> date | None:
+    return _day(observation.effectiveDateTime or observation.effectiveInstant
+                or (observation.effectivePeriod.start if observation.effectivePeriod else None)
+                or observation.issued)
+
+
+@functools.cache
+def condition_feeds() -> dict[tuple[str, str], tuple[tuple[str, Any], ...]]:
+    """Condition.code -> the (field, value) pairs it says: value sets, then own codes."""
+    found: dict[tuple[str, str], list[tuple[str, Any]]] = defaultdict(list)
+    for key, feeds in terminology().index("Condition").items():
+        found[key].extend((feed.field, feed.value) for feed in feeds)
+    for key, path in {**_OWN_CODES, **_STANDARD}.items():
+        if INPUT_FIELDS[path].kind == BOOL and (path, True) not in found[key]:
+            found[key].append((path, True))
+    return {key: tuple(pairs) for key, pairs in found.items()}
+
+
+@functools.cache
+def _feeds_of(resource: str) -> dict[tuple[str, str], tuple[Feed, ...]]:
+    return terminology().index(resource)
+
+
+@functools.cache
+def wanted_codes() -> frozenset[tuple[str, str]]:
+    """Every (system, code) the mapping reads from any resource: what is worth parsing."""
+    return frozenset({*condition_feeds(), *OBSERVATION_INDEX, *_feeds_of("MedicationRequest"),
+                      *_feeds_of("AllergyIntolerance")})
+
+
+@dataclass
+class Chart:
+    """The resources of one patient read for a call."""
+
+    patient: Patient | None = None
+    conditions: list[Condition] = field(default_factory=list)
+    observations: list[Observation] = field(default_factory=list)
+    medications: list[MedicationRequest] = field(default_factory=list)
+    allergies: list[AllergyIntolerance] = field(default_factory=list)
+
+
 class _Reader:
-    def __init__(self, patient: Patient | None, conditions: list[Condition],
-                 observations: list[Observation], today: date) -> None:
-        self.patient, self.conditions, self.observations = patient, conditions, observations
-        self.today = today
+    def __init__(self, chart: Chart, today: date, reasons: Iterable[CodeableConcept]) -> None:
+        self.chart, self.today, self.reasons = chart, today, list(reasons)
         self.values: dict[str, Any] = {}
+        self.sources: dict[str, str] = {}
         self.notes: list[str] = []
         self.onset: date | None = None
+        self.said: dict[str, list[_Said]] = defaultdict(list)
 
-    def keep(self, path: str, value: Any) -> None:
+    def keep(self, path: str, value: Any, source: str) -> None:
         if INPUT_FIELDS[path].accepts(value):
             self.values[path] = value
+            self.sources[path] = source
         else:
             self.notes.append(f"{path}: the recorded value is outside the range the rules use")
 
     def read_patient(self) -> None:
-        if self.patient is None:
+        patient = self.chart.patient
+        if patient is None:
             return
-        age = age_from_birth_date(self.patient.birthDate, self.today)
+        age = age_from_birth_date(patient.birthDate, self.today)
         if age is not None:
-            self.keep("patient.age", age)
-        elif self.patient.birthDate is not None:
+            self.keep("patient.age", age, "Patient.birthDate")
+        elif patient.birthDate is not None:
             self.notes.append("patient.age: the birth date is too imprecise to give an age")
-        if self.patient.gender:
-            self.keep("patient.sex", self.patient.gender)
+        if patient.gender:
+            self.keep("patient.sex", patient.gender, "Patient.gender")
 
     def read_episode(self) -> None:
-        sites: set[str] = set()
+        sites: dict[str, str] = {}
         onsets: list[date] = []
-        for condition in self.conditions:
-            site = next((SITE_CODES[c] for c in codings(condition.code) if c in SITE_CODES), None)
-            current = _status(condition.clinicalStatus) not in _NOT_CURRENT
-            if site is None or not current or _asserted(condition) is not True:
+        for condition in self.chart.conditions:
+            found = [value for key in codings(condition.code)
+                     for path, value in condition_feeds().get(key, ()) if path == "pain.sites"]
+            if not found or not is_current(condition) or asserted(condition) is not True:
                 continue
-            sites.add(site)
-            onset = condition.onsetDateTime or (condition.onsetPeriod.start
-                                                if condition.onsetPeriod else None)
-            if _day(onset) is not None:
-                onsets.append(_day(onset))
+            onset = _onset(condition)
+            for site in found:
+                sites.setdefault(site, f"Condition: {_label(condition.code)}"
+                                 + (f", since {onset.isoformat()}" if onset else ""))
+            if onset is not None:
+                onsets.append(onset)
+        for reason in self.reasons:
+            for key in codings(reason):
+                for path, value in condition_feeds().get(key, ()):
+                    if path == "pain.sites":
+                        sites.setdefault(value, f"the order's reason: {_label(reason)}")
         if sites:
             self.values["pain.sites"] = [site for site in SITES if site in sites]
+            self.sources["pain.sites"] = "; ".join(sites[s] for s in SITES if s in sites)
         if onsets:
             self.onset = min(onsets)
-            self.keep("pain.duration_days", (self.today - self.onset).days)
+            self.keep("pain.duration_days", (self.today - self.onset).days,
+                      f"onset {self.onset.isoformat()} of the pain Condition")
         elif sites:
             self.notes.append("pain.duration_days: no full onset date on the pain Condition")
 
-    def evidence(self) -> dict[str, list[Any]]:
-        found: dict[str, list[Any]] = defaultdict(list)
-        for condition in self.conditions:
-            for path, value in self._from_condition(condition):
-                found[path].append(value)
-        for observation in self.observations:
-            for path, value in self._from_observation(observation):
-                found[path].append(value)
-        return found
+    def _before_episode(self, path: str, when: date | None) -> bool:
+        """A statement about the present made before this episode began says nothing."""
+        return (path not in HISTORY_FIELDS and self.onset is not None and when is not None
+                and when < self.onset)
 
-    def _from_condition(self, condition: Condition) -> Iterator[tuple[str, Any]]:
-        asserted = _asserted(condition)
-        for coding in codings(condition.code):
-            path = _CODE_INDEX.get(coding)
-            if path is None or INPUT_FIELDS[path].kind != BOOL or asserted is None:
+    def say(self, path: str, value: Any, when: date | None, source: str) -> None:
+        if not self._before_episode(path, when):
+            self.said[path].append(_Said(value, when, source))
+
+    def read_conditions(self) -> None:
+        for condition in self.chart.conditions:
+            verdict = asserted(condition)
+            if verdict is None:
                 continue
-            if asserted and path not in HISTORY_FIELDS:
-                yield path, _status(condition.clinicalStatus) not in _NOT_CURRENT
-            else:
-                yield path, asserted
+            label = f"Condition: {_label(condition.code)}"
+            for key in codings(condition.code):
+                for path, _ in condition_feeds().get(key, ()):
+                    if path == "pain.sites":
+                        continue
+                    self._condition_says(path, condition, verdict, label)
 
-    def _from_observation(self, observation: Observation) -> Iterator[tuple[str, Any]]:
-        if observation.status not in _USABLE_OBSERVATION or observation.dataAbsentReason:
-            return
-        for coding in codings(observation.code):
-            path = _CODE_INDEX.get(coding)
-            if path is None or (path not in HISTORY_FIELDS and self._stale(observation)):
+    def _condition_says(self, path: str, condition: Condition, verdict: bool,
+                        label: str) -> None:
+        recorded = _day(condition.recordedDate)
+        if not verdict:
+            self.say(path, False, recorded, f"{label} (refuted)")
+        elif path in HISTORY_FIELDS:
+            self.say(path, True, _onset(condition) or recorded, label)
+        elif is_current(condition):
+            self.say(path, True, self.today, label)  # current: it speaks for today
+        else:
+            ended = _abated(condition)
+            if ended is not None:  # ended during this episode: not now
+                self.say(path, False, ended, f"{label} (ended {ended.isoformat()})")
+
+    def read_reasons(self) -> None:
+        for reason in self.reasons:
+            for key in codings(reason):
+                for path, _ in condition_feeds().get(key, ()):
+                    if path != "pain.sites":
+                        self.say(path, True, self.today, f"the order's reason: {_label(reason)}")
+
+    def read_medications(self) -> None:
+        for request in self.chart.medications:
+            if request.status != "active":
                 continue
-            value = _observed_value(INPUT_FIELDS[path], path, observation, coding in _STANDARD)
-            if value is not None:
-                yield path, value
+            concept = request.medicationCodeableConcept
+            authored = _day(request.authoredOn)
+            for key in codings(concept):
+                for feed in _feeds_of("MedicationRequest").get(key, ()):
+                    source = f"MedicationRequest: {_label(concept)} (active)"
+                    if not feed.field:
+                        self.notes.append(f"{_label(concept)}: {feed.note}")
+                    elif feed.active_for_days == 0 or (
+                            authored is not None
+                            and authored <= self.today - timedelta(days=feed.active_for_days)):
+                        self.say(feed.field, feed.value, self.today, source)
 
-    def _stale(self, observation: Observation) -> bool:
-        when = (observation.effectiveDateTime or observation.effectiveInstant
-                or (observation.effectivePeriod.start if observation.effectivePeriod else None)
-                or observation.issued)
-        return self.onset is not None and _day(when) is not None and _day(when) < self.onset
+    def read_allergies(self) -> None:
+        for allergy in self.chart.allergies:
+            verification = _status(allergy.verificationStatus)
+            if (_status(allergy.clinicalStatus) not in _ACTIVE_ALLERGY
+                    or verification in ("refuted", "entered-in-error")):
+                continue
+            for key in codings(allergy.code):
+                for feed in _feeds_of("AllergyIntolerance").get(key, ()):
+                    self.say(feed.field, feed.value, self.today,
+                             f"AllergyIntolerance: {_label(allergy.code)}")
 
-    def read_findings(self) -> None:
-        for path, values in self.evidence().items():
-            if INPUT_FIELDS[path].kind == BOOL:
-                self.keep(path, any(values))
-            elif len(set(values)) == 1:
-                self.keep(path, values[0])
+    def read_observations(self) -> None:
+        for observation in self.chart.observations:
+            if observation.status not in _USABLE_OBSERVATION or observation.dataAbsentReason:
+                continue
+            when = _observed_on(observation)
+            for key in codings(observation.code):
+                path = OBSERVATION_INDEX.get(key)
+                if path is None:
+                    continue
+                value = _observed_value(INPUT_FIELDS[path], path, observation,
+                                        key in _STANDARD)
+                if value is not None:
+                    stamp = f", {when.isoformat()}" if when else ""
+                    self.say(path, value, when,
+                             f"Observation: {_label(observation.code)}{stamp}")
+
+    def settle(self) -> None:
+        """One value per field: the latest statement (any yes, for a finding of history)."""
+        for path, said in self.said.items():
+            kind = INPUT_FIELDS[path].kind
+            if kind == BOOL and path in HISTORY_FIELDS and any(s.value for s in said):
+                first = next(s for s in said if s.value)
+                self.keep(path, True, first.source)
+                continue
+            latest = max(s.when or _EARLIEST for s in said)
+            last = [s for s in said if (s.when or _EARLIEST) == latest]
+            values = {s.value for s in last}
+            if len(values) == 1:
+                self.keep(path, last[0].value, last[0].source)
+            elif kind == BOOL:
+                self.keep(path, True, next(s.source for s in last if s.value))
+                self.notes.append(f"{path}: yes and no recorded on the same day; yes is kept")
             else:
-                self.notes.append(f"{path}: the record holds conflicting values")
+                self.notes.append(f"{path}: different values recorded on the same day")
         items = [f"start_back.{item}" for item in (*START_BACK_ITEMS, "bothersomeness")]
         answered = [path for path in items if path in self.values]
         if answered and len(answered) < len(items):
             self.notes.append("start_back: incomplete, so not scored (all nine items are needed)")
             for path in answered:
                 del self.values[path]
+                del self.sources[path]
 
 
 def _observed_value(spec: FieldSpec, path: str, observation: Observation,
@@ -263,27 +412,86 @@ _VALUE_FIELDS = tuple(name for name in Observation.model_fields
                       if name.startswith("value") and not name.endswith("__ext"))
 
 
-def to_presentation(patient: Patient | None, conditions: Iterable[Condition],
-                    observations: Iterable[Observation], today: date) -> MappedPresentation:
-    """Read a presentation from the patient's resources as of `today`."""
-    reader = _Reader(patient, list(conditions), list(observations), today)
+def read_chart(chart: Chart, today: date,
+               reasons: Iterable[CodeableConcept] = ()) -> MappedPresentation:
+    """Read a presentation from the patient's chart as of `today`; `reasons` are the draft
+    order's reasonCode concepts, read as its indication."""
+    reader = _Reader(chart, today, reasons)
     reader.read_patient()
     reader.read_episode()
-    reader.read_findings()
+    reader.read_conditions()
+    reader.read_reasons()
+    reader.read_medications()
+    reader.read_allergies()
+    reader.read_observations()
+    reader.settle()
     nested: dict[str, dict[str, Any]] = defaultdict(dict)
     for path, value in reader.values.items():
         section, name = path.split(".")
         nested[section][name] = value
     missing = [path for path in REQUIRED_FIELDS if path not in reader.values]
-    return MappedPresentation(dict(nested), missing, reader.notes, reader.onset)
+    return MappedPresentation(dict(nested), missing, reader.notes, reader.onset,
+                              dict(reader.sources))
+
+
+def to_presentation(patient: Patient | None, conditions: Iterable[Condition],
+                    observations: Iterable[Observation], today: date,
+                    **more: Any) -> MappedPresentation:
+    """Read a presentation from these resources (`medications`, `allergies`, `reasons`)."""
+    reasons = more.pop("reasons", ())
+    chart = Chart(patient, list(conditions), list(observations),
+                  list(more.pop("medications", ())), list(more.pop("allergies", ())))
+    if more:
+        raise TypeError(f"unexpected arguments {sorted(more)}")
+    return read_chart(chart, today, reasons)
 
 
 def mapping_rows() -> list[tuple[str, str]]:
     """(field, codes) for every coded finding, as documented in docs/fhir-mapping.md."""
+    feeds: dict[str, list[str]] = defaultdict(list)
+    for feed in terminology().feeds:
+        if feed.field and feed.field in FINDING_FIELDS:
+            feeds[feed.field].append(f"value set `{feed.value_set.id}` ({feed.resource})")
     rows = []
     for path in FINDING_FIELDS:
         codes = [f"`{FIELD_SYSTEM.rsplit('/', 1)[1]}#{path}`"]
-        codes += [f"{'SNOMED CT' if c.system.endswith('sct') else 'LOINC'} {c.code} {c.display}"
+        codes += [f"{SYSTEM_NAMES.get(c.system, 'LOINC')} {c.code} {c.display}"
                   for c in STANDARD_CODES.get(path, ())]
+        codes += feeds.get(path, [])
         rows.append((path, "; ".join(codes)))
     return rows
+
+
+def value_set_rows() -> list[tuple[str, str, str, str]]:
+    """(value set, feeds, codes per system, sources) for docs/fhir-mapping.md."""
+    rows = []
+    for feed in terminology().feeds:
+        vs = feed.value_set
+        target = (f"`{feed.field}` = `{feed.value}`" if feed.field == "pain.sites"
+                  else f"`{feed.field}`" if feed.field else f"a note: {feed.note}")
+        if feed.active_for_days:
+            target += f" (active for {feed.active_for_days} days or more)"
+        counts = ", ".join(f"{name} {n}" for name, n in sorted(vs.counts().items()))
+        sources = "; ".join(f"{s['name']} ({s['version']})" for s in vs.sources)
+        rows.append((f"`{vs.id}` {vs.title} ({feed.resource})", target, counts, sources))
+    return rows
+
+
+def describe(mapped: MappedPresentation) -> list[str]:
+    """What was read from the chart, field by field, for the card."""
+    return [f"`{path}` = {_shown(value)}: {mapped.sources[path]}"
+            for path, value in _flat(mapped.presentation) if path in mapped.sources]
+
+
+def _flat(presentation: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, Any]]:
+    for section, values in presentation.items():
+        for name, value in values.items():
+            yield f"{section}.{name}", value
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)

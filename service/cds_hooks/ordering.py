@@ -1,20 +1,32 @@
 """Rate draft lumbar spine and hip imaging orders against the assessment (Argonaut PAMA).
 
 The rating is the assessment's ACR band for the ordered procedure: usually appropriate ->
-PAMA `appropriate`; may be appropriate -> PAMA `appropriate` (the guide's three codes have no
+PAMA `appropriate`; may be appropriate -> PAMA `appropriate` (the guide's codes have no
 middle band; CMS counts an order that "may be appropriate" as adhering to the criteria) with
-the finer band as a second coding; usually not appropriate -> PAMA `not-appropriate`. As the
-guide asks, an order is not rated when the data to rate it are missing: no assessment (age,
-site or onset unknown), an open red-flag screen (an unanswered red flag could change the
-rating), a procedure the assessment did not rate, or a code that leaves open a contrast the
-rating depends on. The card then says what is missing, and no systemAction is returned.
+the finer band as a second coding; usually not appropriate -> PAMA `not-appropriate`. A study
+that no criteria of the service cover (an MRI with contrast only, for instance) is rated
+`no-criteria-apply`.
+
+As the guide asks, the rating is a best effort from what the chart holds: red-flag questions
+the chart does not answer are read as not known (no condition is raised from them), and the
+card says so and names each question whose answer would change the rating. An order is not
+rated at all only when the data to rate it are missing: no assessment (age, site or onset
+unknown), a procedure for a site the chart holds no pain for, or a code that leaves open a
+contrast the rating depends on. The card then says what is missing, and no rating action is
+returned.
+
+Ratings go back as `update` actions that change nothing but the rating extensions, in the
+response's `systemActions` (CDS Hooks 2.0) and in `extension.systemActions` (the Argonaut
+guide; the public sandbox reads only that). Alternatives are suggested as `update`s of the
+same draft order to a better-rated study, each carrying its own rating.
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,11 +35,13 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
 from .cards import OVERRIDE_REASONS, CardBuilder, data_needed_card
-from .imaging_codes import PREFERRED_CODE, ImagingCode, imaging_code, region
-from .mapping import codings
+from .imaging_codes import ImagingCode, imaging_code, preferred_code, region
+from .mapping import codings, condition_feeds
 from .terminology import (
+    LOINC,
     PAMA_AUC_APPLIED_URL,
     PAMA_CONSULT_ID_URL,
+    PAMA_QCDSM_URL,
     PAMA_RATING_SYSTEM,
     PAMA_RATING_URL,
     RATING_SYSTEM,
@@ -37,9 +51,14 @@ from .terminology import (
 _PAMA = {"usually_appropriate": ("appropriate", "Appropriate"),
          "may_be_appropriate": ("appropriate", "Appropriate"),
          "usually_not_appropriate": ("not-appropriate", "Not appropriate")}
+NO_CRITERIA = ("no-criteria-apply", "No criteria apply")
 _BAND = {"usually_appropriate": "Usually appropriate", "may_be_appropriate": "May be appropriate",
          "usually_not_appropriate": "Usually not appropriate"}
-_OURS = (PAMA_RATING_URL, PAMA_CONSULT_ID_URL, PAMA_AUC_APPLIED_URL)
+_OURS = (PAMA_RATING_URL, PAMA_CONSULT_ID_URL, PAMA_AUC_APPLIED_URL, PAMA_QCDSM_URL)
+_RANKS = list(_BAND)
+
+# Re-assess a presentation with one more answer: the assessment, as the REST API gives it.
+Reassess = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -69,30 +88,30 @@ def imaging_orders(draft_orders: Mapping[str, Any],
             continue  # not readable as an R4 ServiceRequest: not ours to rate
         if selections is not None and f"ServiceRequest/{order.id}" not in selections:
             continue
-        code = imaging_code(list(codings(order.code)))
+        code = imaging_code(list(codings(order.code)), order, _hip_reasons())
         if code is not None and order.id:
             found.append(ImagingOrder(resource, order, code))
     return found
 
 
+@functools.cache
+def _hip_reasons() -> frozenset[tuple[str, str]]:
+    """Reason codes that make a study of the leg a hip study: the hip pain value sets."""
+    return frozenset(key for key, pairs in condition_feeds().items()
+                     if ("pain.sites", "hip") in pairs)
+
+
 def unrated_reason(code: ImagingCode, assessment: Mapping[str, Any]) -> tuple[str, str] | None:
     """Why this order cannot be rated (a short phrase and the detail), or None if it can."""
-    open_flags = [m for m in assessment["missing_information"] if m["screen"] == "red_flags"]
-    if open_flags:
-        return (f"not rated until {len(open_flags)} red-flag questions are answered",
-                "An unanswered red flag could change the rating. Ask about:\n" + "\n".join(
-                    f"- `{m['field']}`: {m['why']}" for m in open_flags))
+    if code.procedures == (None,):
+        return None  # rated: no criteria apply
     ratings = {p["code"]: p["rating"] for p in assessment["imaging"]["procedures"]}
     unrated = [p for p in code.procedures if p is not None and p not in ratings]
     if unrated:
         site = "hip" if region(unrated[0]) == "hip" else "low back"
         return (f"not rated, no {site} pain is assessed",
                 f"The assessment rates this study only for {site} pain, and the record holds "
-                f"no current {site} pain Condition.")
-    if code.procedures == (None,):
-        return ("not rated, no criteria for a study with IV contrast only",
-                "The assessment rates studies without contrast, and without and with "
-                "contrast; order by the code of the study meant.")
+                f"no current {site} pain Condition, nor is it the order's reason.")
     if None in code.procedures or len({ratings[p] for p in code.procedures}) > 1:
         return ("not rated, the contrast is not stated",
                 "The rating depends on the contrast; order by a code that states it.")
@@ -105,7 +124,11 @@ def _for_region(reasons: list[dict[str, Any]], site: str) -> list[dict[str, Any]
     return [r for r in reasons if not r["rule"].startswith(other)]
 
 
-def _rating_concept(band: str) -> dict[str, Any]:
+def _rating_concept(band: str | None) -> dict[str, Any]:
+    if band is None:
+        code, display = NO_CRITERIA
+        return {"coding": [{"system": PAMA_RATING_SYSTEM, "code": code, "display": display}],
+                "text": display}
     code, display = _PAMA[band]
     return {"coding": [{"system": PAMA_RATING_SYSTEM, "code": code, "display": display},
                        {"system": RATING_SYSTEM, "code": band.replace("_", "-"),
@@ -113,27 +136,49 @@ def _rating_concept(band: str) -> dict[str, Any]:
             "text": _BAND[band]}
 
 
-def _auc_applied(assessment: Mapping[str, Any], procedure: str) -> str | None:
+def _auc_applied(assessment: Mapping[str, Any], site: str) -> str | None:
     cited = {c for r in assessment["reasons"] if r["conclusion"] == "imaging"
              for c in r["citations"] if c.startswith("acr-")}
-    wanted = [c for c in cited if c.startswith("acr-hip") == (region(procedure) == "hip")]
+    wanted = [c for c in cited if c.startswith("acr-hip") == (site == "hip")]
     urls = {c["id"]: c.get("url") for c in assessment["citations"]}
     return next((urls[c] for c in sorted(wanted) if urls.get(c)), None)
 
 
-def rated_resource(resource: Mapping[str, Any], band: str, procedure: str,
-                   assessment: Mapping[str, Any]) -> dict[str, Any]:
-    """The order, unchanged but for the PAMA rating extensions (replacing earlier ones)."""
-    rated = copy.deepcopy(dict(resource))
-    extensions = [e for e in rated.get("extension", []) if e.get("url") not in _OURS]
-    extensions.append({"url": PAMA_RATING_URL, "valueCodeableConcept": _rating_concept(band)})
-    extensions.append({"url": PAMA_CONSULT_ID_URL,
-                       "valueUri": f"urn:uuid:{assessment['assessment_id']}"})
-    applied = _auc_applied(assessment, procedure)
-    if applied:
-        extensions.append({"url": PAMA_AUC_APPLIED_URL, "valueUri": applied})
-    rated["extension"] = extensions
-    return rated
+@dataclass(frozen=True)
+class Rater:
+    """Writes ratings as the guide's extensions, for one assessment and one deployment."""
+
+    assessment: Mapping[str, Any]
+    qcdsm: str
+
+    def rated_resource(self, resource: Mapping[str, Any], band: str | None,
+                       site: str) -> dict[str, Any]:
+        """The order, unchanged but for the PAMA rating extensions (replacing earlier ones)."""
+        rated = copy.deepcopy(dict(resource))
+        extensions = [e for e in rated.get("extension", []) if e.get("url") not in _OURS]
+        extensions.append({"url": PAMA_RATING_URL,
+                           "valueCodeableConcept": _rating_concept(band)})
+        extensions.append({"url": PAMA_QCDSM_URL, "valueString": self.qcdsm})
+        extensions.append({"url": PAMA_CONSULT_ID_URL,
+                           "valueUri": f"urn:uuid:{self.assessment['assessment_id']}"})
+        applied = _auc_applied(self.assessment, site) if band else None
+        if applied:
+            extensions.append({"url": PAMA_AUC_APPLIED_URL, "valueUri": applied})
+        rated["extension"] = extensions
+        return rated
+
+    def alternative(self, order: ImagingOrder, procedure: str, band: str,
+                    priority: str | None = None) -> dict[str, Any]:
+        """The same draft order changed to another study, with that study's rating."""
+        code = preferred_code(procedure, order.code.system)
+        assert code is not None  # only procedures with a preferred code are suggested
+        changed = copy.deepcopy(order.resource)
+        changed["code"] = {"coding": [{"system": code.system, "code": code.code,
+                                       "display": code.display}], "text": code.display}
+        if priority:
+            changed["priority"] = priority
+        ServiceRequest.model_validate(changed)  # a defect here must not reach an EHR
+        return self.rated_resource(changed, band, region(procedure))
 
 
 def _conservative_care(order: ServiceRequest, assessment: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,51 +198,102 @@ def _conservative_care(order: ServiceRequest, assessment: Mapping[str, Any]) -> 
     return plan
 
 
-def _replacement(order: ImagingOrder, procedure: str, band: str,
-                 assessment: Mapping[str, Any]) -> dict[str, Any]:
-    code = PREFERRED_CODE[procedure]
-    new = {"resourceType": "ServiceRequest", "status": "draft",
-           "intent": order.order.intent,
-           "code": {"coding": [{"system": code.system, "code": code.code,
-                                "display": code.display}], "text": code.display},
-           "subject": order.order.subject.model_dump(mode="json", exclude_none=True)}
-    for name in ("reasonCode", "reasonReference", "encounter"):
-        if name in order.resource:
-            new[name] = copy.deepcopy(order.resource[name])
-    ServiceRequest.model_validate(new)
-    return rated_resource(new, band, procedure, assessment)
+def _better(procedure: str, assessment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Studies of the same region rated better than this one, best first."""
+    ratings = {p["code"]: p["rating"] for p in assessment["imaging"]["procedures"]}
+    mine = _RANKS.index(ratings[procedure]) if procedure in ratings else len(_RANKS)
+    return [p for p in assessment["imaging"]["procedures"]
+            if region(p["code"]) == region(procedure) and preferred_code(p["code"], LOINC)
+            and _RANKS.index(p["rating"]) < mine]
 
 
-def _suggestions(order: ImagingOrder, procedure: str,
-                 assessment: Mapping[str, Any]) -> list[dict[str, Any]]:
-    delete = {"type": "delete", "description": f"Remove the draft order for {order.code.display}",
-              "resourceId": order.reference}
-    care = {"type": "create", "description": "Propose a conservative care plan (first line)",
-            "resource": _conservative_care(order.order, assessment)}
-    suggestions = [{"label": "Remove the order and start conservative care",
-                    "uuid": str(uuid.uuid4()), "isRecommended": True,
-                    "actions": [delete, care]}]
-    ranks = list(_BAND)
-    better = [p for p in assessment["imaging"]["procedures"]
-              if region(p["code"]) == region(procedure) and p["code"] in PREFERRED_CODE
-              and ranks.index(p["rating"]) < ranks.index("usually_not_appropriate")]
-    for alternative in better[:2]:
+def _suggestions(order: ImagingOrder, procedure: str | None, band: str | None,
+                 rater: Rater) -> list[dict[str, Any]]:
+    assessment = rater.assessment
+    imaging = assessment["imaging"]
+    suggestions = []
+    if imaging["timing"] == "immediate":
+        best = next((p for p in imaging["procedures"]
+                     if p["rating"] == "usually_appropriate" and preferred_code(p["code"], LOINC)
+                     and region(p["code"]) == order.code.region), None)
+        if best is not None and (best["code"] != procedure or order.order.priority != "stat"):
+            suggestions.append({
+                "label": f"Order {best['label']} today (stat)",
+                "uuid": str(uuid.uuid4()), "isRecommended": True,
+                "actions": [{"type": "update",
+                             "description": f"Change the order to {best['label']}, priority "
+                                            f"stat ({_BAND[best['rating']]})",
+                             "resource": rater.alternative(order, best["code"], best["rating"],
+                                                           priority="stat")}]})
+        return suggestions
+    if band != "usually_not_appropriate" or procedure is None:
+        return suggestions
+    for alternative in _better(procedure, assessment)[:2]:
         suggestions.append({
-            "label": f"Replace with {alternative['label']} ({_BAND[alternative['rating']]})",
-            "uuid": str(uuid.uuid4()), "isRecommended": False,
-            "actions": [delete, {"type": "create",
-                                 "description": f"Order {alternative['label']} instead",
-                                 "resource": _replacement(order, alternative["code"],
-                                                          alternative["rating"], assessment)}]})
+            "label": f"Change to {alternative['label']} ({_BAND[alternative['rating']]})",
+            "uuid": str(uuid.uuid4()), "isRecommended": not suggestions and imaging["indicated"],
+            "actions": [{"type": "update",
+                         "description": f"Change the draft order to {alternative['label']}",
+                         "resource": rater.alternative(order, alternative["code"],
+                                                       alternative["rating"])}]})
+    cancel = {"type": "delete", "description": f"Remove the draft order for {order.code.display}",
+              "resourceId": order.reference}
+    if assessment["urgency"] == "emergency":  # not imaged here: an emergency assessment
+        suggestions.insert(0, {"label": "Cancel the order: same-day emergency assessment",
+                               "uuid": str(uuid.uuid4()), "isRecommended": True,
+                               "actions": [cancel]})
+    elif not imaging["indicated"]:
+        suggestions.insert(0, {
+            "label": "Cancel the order and start conservative care",
+            "uuid": str(uuid.uuid4()), "isRecommended": True,
+            "actions": [cancel, {"type": "create",
+                                 "description": "Propose a conservative care plan",
+                                 "resource": _conservative_care(order.order, assessment)}]})
     return suggestions
 
 
+def _assumptions(assessment: Mapping[str, Any], changes: Mapping[str, str]) -> str:
+    """What a best-effort rating assumed: the red-flag questions the chart leaves open."""
+    open_flags = [m for m in assessment["missing_information"] if m["screen"] == "red_flags"]
+    if not open_flags:
+        return ""
+    lines = [f"**Best effort:** the record does not answer {len(open_flags)} red-flag "
+             "questions, so no condition is raised from them. Ask about:"]
+    for m in open_flags:
+        effect = changes.get(m["field"])
+        lines.append(f"- `{m['field']}`: {m['why']}"
+                     + (f" **A yes would make this order {effect}.**" if effect else ""))
+    return "\n".join(lines)
+
+
+def what_would_change(order: ImagingOrder, presentation: Mapping[str, Any],
+                      assessment: Mapping[str, Any], positive: Mapping[str, Any],
+                      reassess: Reassess) -> dict[str, str]:
+    """For each open red-flag question: the rating this order would get with a yes."""
+    procedures = [p for p in order.code.procedures if p]
+    if len(procedures) != 1:
+        return {}
+    now = {p["code"]: p["rating"] for p in assessment["imaging"]["procedures"]}
+    changes = {}
+    for m in assessment["missing_information"]:
+        if m["screen"] != "red_flags" or m["field"] not in positive:
+            continue
+        section, name = m["field"].split(".")
+        answered = copy.deepcopy(dict(presentation))
+        answered.setdefault(section, {})[name] = positive[m["field"]]
+        then = {p["code"]: p["rating"] for p in reassess(answered)["imaging"]["procedures"]}
+        if then.get(procedures[0]) and then[procedures[0]] != now.get(procedures[0]):
+            changes[m["field"]] = _BAND[then[procedures[0]]].lower()
+    return changes
+
+
 def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
-               bibliography: Mapping[str, Mapping[str, Any]]
+               bibliography: Mapping[str, Mapping[str, Any]], qcdsm: str,
+               changes: Mapping[str, str] | None = None,
                ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The card for one order, and its rating as a systemAction (None when not rated)."""
+    """The card for one order, and its rating as an update action (None when not rated)."""
     builder = CardBuilder(assessment, bibliography)
-    procedure = order.code.procedures[0]
+    rater = Rater(assessment, qcdsm)
     site = order.code.region
     reasons = _for_region(builder.reasons(["imaging", "suspected_conditions",
                                            "classification"]), site)
@@ -207,7 +303,15 @@ def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
         detail = f"**Not rated:** {why_not[1]}\n\n" + builder.why(reasons)
         return builder.card(f"{label}: {why_not[0]}", "info", detail, "imaging", reasons,
                             site), None
-    assert procedure is not None
+    procedure = order.code.procedures[0]
+    assumed = _assumptions(assessment, changes or {})
+    if procedure is None:
+        detail = ("**No criteria apply:** the ACR Appropriateness Criteria the service applies "
+                  f"do not rate {label.lower()} for low back or hip pain; order by the study "
+                  "the criteria name (without contrast, or without and with) where one fits.")
+        card = builder.card(f"{label}: no criteria apply", "info", detail + "\n\n"
+                            + builder.why(reasons), "imaging", reasons, site)
+        return card, _rating_action(rater, order, None, site)
     ratings = {p["code"]: p for p in assessment["imaging"]["procedures"]}
     band = ratings[procedure]["rating"]
     context = ", ".join(c["label"] for c in assessment["suspected_conditions"]
@@ -222,20 +326,31 @@ def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
     elif imaging.get("reassess_after_weeks"):
         lines.append(f"**Reassess** after {imaging['reassess_after_weeks']} weeks of "
                      "conservative care; imaging then if there is no improvement.")
+    if assumed:
+        lines.append(assumed)
     extra: dict[str, Any] = {}
     indicator = "info"
+    suggestions = _suggestions(order, procedure, band, rater)
     if band == "usually_not_appropriate":
         indicator = "warning"
-        extra = {"selectionBehavior": "at-most-one",
-                 "suggestions": _suggestions(order, procedure, assessment),
-                 "overrideReasons": [r.coding() for r in OVERRIDE_REASONS]}
-    card = builder.card(f"{label}: {_BAND[band].lower()} for {context}", indicator,
+        extra["overrideReasons"] = [r.coding() for r in OVERRIDE_REASONS]
+    if imaging["timing"] == "immediate":
+        indicator = "critical"
+    if suggestions:
+        extra.update(selectionBehavior="at-most-one", suggestions=suggestions)
+    prefix = "best effort: " if assumed else ""
+    card = builder.card(f"{label}: {prefix}{_BAND[band].lower()} for {context}", indicator,
                         "\n\n".join(lines) + "\n\n" + builder.why(reasons), "imaging", reasons,
                         site, **extra)
-    action = {"type": "update",
-              "description": f"Record the appropriateness rating ({_BAND[band]}) on the order",
-              "resource": rated_resource(order.resource, band, procedure, assessment)}
-    return card, action
+    return card, _rating_action(rater, order, band, site)
+
+
+def _rating_action(rater: Rater, order: ImagingOrder, band: str | None,
+                   site: str) -> dict[str, Any]:
+    shown = _BAND[band] if band else NO_CRITERIA[1]
+    return {"type": "update",
+            "description": f"Record the appropriateness rating ({shown}) on the order",
+            "resource": rater.rated_resource(order.resource, band, site)}
 
 
 def data_needed_order_card(order: ImagingOrder, missing: list[str],

@@ -1,27 +1,31 @@
-"""HTTP only: the CDS Hooks 2.0 endpoints (discovery, service calls, feedback).
+"""The CDS Hooks 2.0 endpoints (discovery, service calls, feedback) and their workflows.
 
 Knows nothing of durable-rules: it maps FHIR to a presentation, validates it with the core's
-schema and asks the core's `Assessor`, like the REST API does.
+schema and asks the core's `Assessor`, like the REST API does. An order's `reasonCode` is
+part of its indication, so orders with different reasons are assessed apart.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from marshmallow import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from ..errors import NotFound, ValidationFailed
 from ..http import current_assessor, read_json_body
 from ..schemas import load_presentation
-from .cards import data_needed_card, patient_view_cards
+from .cards import data_needed_card, other_version_card, patient_view_cards, too_large_card
 from .discovery import discovery_document, hooks_of
 from .errors import Unauthorized
-from .fetching import gather
-from .mapping import MappedPresentation, to_presentation
+from .fetching import PatientRecord, gather
+from .mapping import MappedPresentation, codings, describe, read_chart
 from .metrics import count_cards, count_feedback
-from .ordering import data_needed_order_card, imaging_orders, order_card
+from .ordering import data_needed_order_card, imaging_orders, order_card, what_would_change
 from .schemas import load_feedback, load_hook_request
 from .security import KeyStore, ReplayGuard, TokenVerifier, fetch_https
 from .settings import HookSettings
@@ -67,24 +71,43 @@ def discovery() -> Response:
     return jsonify(discovery_document(catalog.version, catalog.digest))
 
 
-def _read_record(hook_request: dict[str, Any]) -> tuple[MappedPresentation, list[str]]:
-    record = gather(hook_request, _settings())
-    mapped = to_presentation(record.patient, record.conditions, record.observations,
-                             _settings().clock().date())
-    return mapped, record.notes + mapped.notes
+def _chart(hook_request: dict[str, Any]) -> PatientRecord:
+    return gather(hook_request, _settings())
+
+
+def _today() -> date:
+    return _settings().clock().date()
+
+
+def _assess(mapped: MappedPresentation) -> dict[str, Any]:
+    return current_assessor().assess(load_presentation(mapped.presentation))
+
+
+def _reassess(presentation: Mapping[str, Any]) -> Mapping[str, Any]:
+    return current_assessor().assess(load_presentation(presentation))
+
+
+def _positive_answers() -> dict[str, Any]:
+    """Each red-flag finding's first positive answer, from the ruleset's red-flag model."""
+    model = current_assessor().catalog.red_flag_model or {}
+    return {entry["field"]: entry["positive"][0] for entry in model.get("findings", [])}
 
 
 def _patient_view(hook_request: dict[str, Any]) -> dict[str, Any]:
-    mapped, notes = _read_record(hook_request)
+    record = _chart(hook_request)
     bibliography = current_assessor().catalog.citations
+    if record.dstu2:
+        return {"cards": [other_version_card(record.dstu2, bibliography)]}
+    mapped = read_chart(record.chart, _today())
+    notes = record.notes + mapped.notes
     if "pain.sites" in mapped.missing_required:
         return {"cards": []}  # no low back or hip pain on record: nothing to say
     if mapped.missing_required:
         sites = mapped.presentation["pain"]["sites"]
         return {"cards": [data_needed_card(mapped.missing_required, notes, bibliography,
                                            sites)]}
-    assessment = current_assessor().assess(load_presentation(mapped.presentation))
-    return {"cards": patient_view_cards(assessment, notes, bibliography)}
+    return {"cards": patient_view_cards(_assess(mapped), notes, bibliography,
+                                        describe(mapped), hook_request["context"]["patient_id"])}
 
 
 def _order_hook(hook_request: dict[str, Any]) -> dict[str, Any]:
@@ -92,18 +115,46 @@ def _order_hook(hook_request: dict[str, Any]) -> dict[str, Any]:
     orders = imaging_orders(context["draft_orders"], context.get("selections"))
     if not orders:
         return {"cards": []}
-    mapped, _ = _read_record(hook_request)
+    record = _chart(hook_request)
     bibliography = current_assessor().catalog.citations
-    if mapped.missing_required:
-        return {"cards": [data_needed_order_card(order, mapped.missing_required, bibliography)
-                          for order in orders]}
-    assessment = current_assessor().assess(load_presentation(mapped.presentation))
-    rated = [order_card(order, assessment, bibliography) for order in orders]
-    response: dict[str, Any] = {"cards": [card for card, _ in rated]}
-    actions = [action for _, action in rated if action is not None]
+    if record.dstu2:
+        return {"cards": [other_version_card(record.dstu2, bibliography)]}
+    settings = _settings()
+    cards, actions = [], []
+    assessed: dict[tuple[tuple[str, str], ...], tuple[MappedPresentation, dict[str, Any]]] = {}
+    for order in orders:
+        reasons = order.order.reasonCode or []
+        key = tuple(sorted(c for concept in reasons for c in codings(concept)))
+        if key not in assessed:
+            mapped = read_chart(record.chart, _today(), reasons)
+            assessed[key] = (mapped, {} if mapped.missing_required else _assess(mapped))
+        mapped, assessment = assessed[key]
+        if mapped.missing_required:
+            cards.append(data_needed_order_card(order, mapped.missing_required, bibliography))
+            continue
+        changes = what_would_change(order, mapped.presentation, assessment,
+                                    _positive_answers(), _reassess)
+        card, action = order_card(order, assessment, bibliography, settings.pama_qcdsm,
+                                  changes)
+        cards.append(card)
+        if action is not None:
+            actions.append(action)
+    response: dict[str, Any] = {"cards": cards}
     if actions:
+        # CDS Hooks 2.0 reads the top level; the Argonaut PAMA guide (and the public
+        # sandbox's PAMA screen) reads extension.systemActions.
         response["systemActions"] = actions
+        response["extension"] = {"systemActions": actions}
     return response
+
+
+def _too_large(service_id: str) -> Response:
+    """A hook body over the limit still gets a card: silence would read as "all clear"."""
+    bibliography = current_assessor().catalog.citations
+    hooks = hooks_of(service_id)
+    card = too_large_card(_settings().max_body_bytes, bibliography)
+    count_cards(service_id, hooks[0], [card])
+    return jsonify({"cards": [card]})
 
 
 @blueprint.post("/cds-services/<service_id>")
@@ -111,7 +162,10 @@ def call_service(service_id: str) -> Response:
     hooks = hooks_of(service_id)
     if not hooks:
         raise NotFound(f"No CDS Service has the id {service_id!r}.")
-    body = read_json_body("hook request")
+    try:
+        body = read_json_body("hook request")
+    except RequestEntityTooLarge:
+        return _too_large(service_id)
     try:
         hook_request = load_hook_request(body, hooks)
     except ValidationError as error:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +43,12 @@ class HookSettings:
     replay_db: str = ":memory:"
     max_body_bytes: int = 1024 * 1024
     fhir_timeout_seconds: float = 5.0
+    # All FHIR reads of one hook call together; after it the service answers from what it has.
+    fhir_budget_seconds: float = 10.0
+    # The Argonaut PAMA guide's pama-rating-qcdsm-consulted: the CMS G-code of the qualified
+    # CDS mechanism this deployment is part of. G1011 is CMS's "qualified tool not otherwise
+    # specified"; a deployment sets its own.
+    pama_qcdsm: str = "G1011"
     clock: Callable[[], datetime] = _utc_now
     # How a JWK Set is fetched from an https URL; None: a plain GET (tests pass their own).
     jwks_fetch: Callable[[str], bytes] | None = None
@@ -94,6 +101,15 @@ def _positive_number(name: str, raw: str, default: float) -> float:
     return value
 
 
+def _g_code(raw: str) -> str:
+    code = raw.strip()
+    if not code:
+        return HookSettings.pama_qcdsm
+    if not re.fullmatch(r"G\d{4}", code):
+        raise ConfigError(f"CDS_HOOKS_PAMA_QCDSM must be a CMS G-code such as G1011, got {raw!r}")
+    return code
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
     """Read and check the CDS_HOOKS_* variables; refuse a configuration that cannot work."""
     env = os.environ if environ is None else environ
@@ -114,4 +130,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
                                             env.get("CDS_HOOKS_MAX_BODY_BYTES", ""), 1024 * 1024)),
         fhir_timeout_seconds=_positive_number("CDS_HOOKS_FHIR_TIMEOUT",
                                               env.get("CDS_HOOKS_FHIR_TIMEOUT", ""), 5.0),
+        fhir_budget_seconds=_positive_number("CDS_HOOKS_FHIR_BUDGET",
+                                             env.get("CDS_HOOKS_FHIR_BUDGET", ""), 10.0),
+        pama_qcdsm=_g_code(env.get("CDS_HOOKS_PAMA_QCDSM", "")),
     )

@@ -1,7 +1,9 @@
 """Code systems and the codes the CDS Hooks services read and write.
 
-Standard codes (SNOMED CT, LOINC) are listed only where the concept means the same as the
-contract field; each was checked against published FHIR profiles and value sets. Every
+Conditions, medications and allergies are read by value-set membership (valuesets/). The
+standard codes below (SNOMED CT, LOINC) are those an Observation is read by, listed only
+where the concept means the same as the contract field; each was checked against published
+FHIR profiles and value sets. Every
 contract field also has a code in this service's own code system (the field path itself),
 so an intake form or EHR can always record any answer unambiguously.
 """
@@ -32,6 +34,7 @@ PAMA_RATING_SYSTEM = "http://fhir.org/argonaut/CodeSystem/pama-rating"
 PAMA_RATING_URL = "http://fhir.org/argonaut/Extension/pama-rating"
 PAMA_CONSULT_ID_URL = "http://fhir.org/argonaut/Extension/pama-rating-consult-id"
 PAMA_AUC_APPLIED_URL = "http://fhir.org/argonaut/Extension/pama-rating-auc-applied"
+PAMA_QCDSM_URL = "http://fhir.org/argonaut/Extension/pama-rating-qcdsm-consulted"
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,8 @@ class Code:
         return {"system": self.system, "code": self.code, "display": self.display}
 
 
-# Condition codes that name the painful site (and so the episode whose onset dates it).
+# The codes the "data needed" card asks an EHR to record for the painful site. Every code of
+# the pain value sets (valuesets/feeds.yaml) is read; these are their heads.
 SITE_CODES: dict[tuple[str, str], str] = {
     (SNOMED, "279039007"): "low_back",  # Low back pain (finding)
     (SNOMED, "49218002"): "hip",  # Pain in hip (finding)
@@ -86,11 +90,6 @@ YES_CODES = frozenset({(SNOMED, "52101004"), (SNOMED, "410515003"), (SNOMED, "41
                        (SNOMED, "373066001"), (LOINC, "LA33-6")})
 NO_CODES = frozenset({(SNOMED, "2667000"), (SNOMED, "410516002"), (SNOMED, "410594000"),
                       (SNOMED, "373067005"), (LOINC, "LA32-8")})
-YES_NO_DISPLAYS = {
-    "52101004": "Present", "410515003": "Known present", "410605003": "Confirmed present",
-    "373066001": "Yes", "LA33-6": "Yes", "2667000": "Absent", "410516002": "Known absent",
-    "410594000": "Definitely NOT present", "373067005": "No", "LA32-8": "No",
-}
 
 # UCUM units accepted for the numeric fields, with the factor to the contract's unit.
 UNITS: dict[str, dict[str, float]] = {

@@ -52,13 +52,18 @@ def birth_date(age: int, today: date) -> str:
 
 
 def condition(code: dict[str, Any], *, clinical: str = "active", verification: str = "confirmed",
-              onset: str | None = None, patient_id: str = PATIENT_ID) -> dict[str, Any]:
+              onset: str | None = None, patient_id: str = PATIENT_ID,
+              abated: str | None = None) -> dict[str, Any]:
     resource = {"resourceType": "Condition", "id": uuid.uuid4().hex[:12],
+                "category": [_concept("http://terminology.hl7.org/CodeSystem/condition-category",
+                                      "problem-list-item")],
                 "clinicalStatus": _status(CONDITION_CLINICAL, clinical),
                 "verificationStatus": _status(CONDITION_VERIFICATION, verification),
                 "code": code, "subject": {"reference": f"Patient/{patient_id}"}}
     if onset:
         resource["onsetDateTime"] = onset
+    if abated:  # a resolved Condition says "not now" only with the day it ended
+        resource["abatementDateTime"] = abated
     return resource
 
 
@@ -84,7 +89,7 @@ def _boolean(path: str, value: bool, variant: int, today: date
             return "conditions", condition(code, verification=("confirmed", "provisional")[
                 variant % 4 // 2])
         if path not in HISTORY_FIELDS and variant % 4 == 2:
-            return "conditions", condition(code, clinical="resolved")
+            return "conditions", condition(code, clinical="resolved", abated=today.isoformat())
         return "conditions", condition(code, verification="refuted")
     if standard:  # as an Observation of the finding
         code = _concept(standard[0].system, standard[0].code, standard[0].display)
@@ -112,7 +117,7 @@ def _number(path: str, value: float, today: date) -> dict[str, Any]:
 
 def fhir_record(presentation: dict[str, Any], today: date,
                 patient_id: str = PATIENT_ID) -> dict[str, Any]:
-    """The prefetch (patient, conditions, observations) that holds this presentation."""
+    """The prefetch (every key of the discovery document) that holds this presentation."""
     patient: dict[str, Any] = {"resourceType": "Patient", "id": patient_id,
                                "birthDate": birth_date(presentation["patient"]["age"], today)}
     if presentation["patient"].get("sex"):
@@ -139,8 +144,12 @@ def fhir_record(presentation: dict[str, Any], today: date,
             key, resource = "observations", _number(path, value, today)
         resource["subject"] = {"reference": f"Patient/{patient_id}"}
         found[key].append(resource)
+    # Every key of the discovery prefetch, as a client that prefetches fills them: nothing
+    # here is left for the service to fetch.
     return {"patient": patient, "conditions": bundle(found["conditions"]),
-            "observations": bundle(found["observations"])}
+            "pastConditions": bundle([]), "observations": bundle(found["observations"]),
+            "measurements": bundle([]),
+            "medications": bundle([]), "allergies": bundle([])}
 
 
 def hook_request(hook: str, prefetch: dict[str, Any], patient_id: str = PATIENT_ID,

@@ -43,7 +43,8 @@ CASES: dict[str, tuple[int, str, str, dict[str, Any]]] = {
     "unknown_service_feedback": (404, "POST", "/cds-services/nope/feedback",
                                  {"json": FEEDBACK}),
     "no_prefetch_no_server": (412, "POST", SERVICE, {"json": hook_request("patient-view", {})}),
-    "too_large": (413, "POST", SERVICE, {"data": json.dumps({"x": "x" * 1_100_000}),
+    # Over the hook limit: not read, and a card says so (silence would read as all clear).
+    "too_large": (200, "POST", SERVICE, {"data": json.dumps({"x": "x" * 1_100_000}),
                                          "content_type": "application/json"}),
     "text_plain": (415, "POST", SERVICE, {"data": "{}", "content_type": "text/plain"}),
     "no_context": (422, "POST", SERVICE, {"json": {"hook": "patient-view",

@@ -67,11 +67,23 @@ def fhir_server() -> Iterator[FhirStub]:
     stub.server.server_close()
 
 
-def test_the_prefetch_templates_ask_only_for_the_patient_and_coded_findings():
+def test_the_prefetch_templates_are_bounded_searches_an_ehr_can_answer():
     assert PREFETCH["patient"] == "Patient/{{context.patientId}}"
-    assert PREFETCH["conditions"].startswith("Condition?patient={{context.patientId}}&code=")
-    assert "http://snomed.info/sct|279039007" in PREFETCH["conditions"]
+    # Conditions by clinical status and category, never by a short list of codes.
+    assert PREFETCH["conditions"].startswith(
+        "Condition?patient={{context.patientId}}&clinical-status=active,recurrence,relapse"
+        "&category=problem-list-item,encounter-diagnosis")
+    assert "code=" not in PREFETCH["conditions"] and "code=" not in PREFETCH["pastConditions"]
+    assert "clinical-status=inactive,remission,resolved" in PREFETCH["pastConditions"]
     assert PREFETCH["observations"].startswith("Observation?patient={{context.patientId}}&code=")
+    assert "&_sort=-date" in PREFETCH["observations"]
+    assert PREFETCH["measurements"].endswith("&_sort=-date&_count=20")
+    assert "http://loinc.org|39156-5" in PREFETCH["measurements"]  # BMI
+    assert "39156-5" not in PREFETCH["observations"]
+    assert PREFETCH["medications"] == ("MedicationRequest?patient={{context.patientId}}"
+                                       "&status=active&_count=100")
+    for key, template in PREFETCH.items():
+        assert key == "patient" or "&_count=" in template, key
 
 
 def test_missing_prefetch_without_a_fhir_server_is_412(hooks):
@@ -92,7 +104,7 @@ def test_missing_observations_only_leaves_findings_unknown(hooks):
 
 def test_a_null_prefetch_means_no_data_and_nothing_is_fetched(hooks, fhir_server):
     prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
-    prefetch["observations"] = None
+    prefetch["observations"] = prefetch["medications"] = None
     request = {**hook_request("patient-view", prefetch), "fhirServer": fhir_server.base}
     response = hooks.post(URL, json=request)
     assert response.status_code == 200
@@ -110,7 +122,11 @@ def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(hoo
     assert response.json["cards"][0]["indicator"] == "critical"
     paths = [path for path, _ in fhir_server.calls]
     assert paths[0] == f"/fhir/Patient/{PATIENT_ID}"
-    assert paths[1].startswith(f"/fhir/Condition?patient={PATIENT_ID}&code=")
+    assert paths[1].startswith(f"/fhir/Condition?patient={PATIENT_ID}&clinical-status=active")
+    # Asked for itself, the service bounds the observations by date too.
+    observations = [p for p in paths if p.startswith("/fhir/Observation")]
+    assert len(observations) == 2  # findings, and measurements
+    assert all("&_sort=-date&_count=" in p and "&date=ge" in p for p in observations)
     assert {auth for _, auth in fhir_server.calls} == {f"Bearer {TOKEN}"}
 
 

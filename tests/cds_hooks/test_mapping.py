@@ -6,7 +6,10 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
+from fhir.resources.R4B.allergyintolerance import AllergyIntolerance
+from fhir.resources.R4B.codeableconcept import CodeableConcept
 from fhir.resources.R4B.condition import Condition
+from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
@@ -79,19 +82,29 @@ def test_a_condition_absent_from_the_record_is_unknown_not_false():
 
 @pytest.mark.parametrize(("verification", "expected"), [
     ("confirmed", True), ("provisional", True), ("refuted", False),
-    ("entered-in-error", None), ("differential", None), ("unconfirmed", None),
+    ("entered-in-error", None),
+    # A suspicion on record is a suspicion: a differential diagnosis of a red flag counts.
+    ("differential", True), ("unconfirmed", True),
 ])
 def test_condition_verification_status(verification, expected):
     assert value(record_with(condition(FEVER, verification=verification)),
                  "history.fever") is expected
 
 
-@pytest.mark.parametrize(("clinical", "fever", "cancer"), [
-    ("active", True, True), ("recurrence", True, True), ("inactive", False, True),
-    ("resolved", False, True), ("remission", False, True),
+@pytest.mark.parametrize(("clinical", "abated", "fever", "cancer"), [
+    ("active", None, True, True), ("recurrence", None, True, True),
+    # Ended during this episode: not now.
+    ("inactive", TODAY - timedelta(days=2), False, True),
+    ("resolved", TODAY - timedelta(days=2), False, True),
+    ("remission", TODAY - timedelta(days=2), False, True),
+    # Ended before this episode, or on a day not recorded: it says nothing about now.
+    ("resolved", ONSET - timedelta(days=300), None, True),
+    ("resolved", None, None, True),
 ])
-def test_a_resolved_condition_is_not_current_but_stays_history(clinical, fever, cancer):
-    mapped = record_with(condition(FEVER, clinical=clinical), condition(CANCER, clinical=clinical))
+def test_a_resolved_condition_is_not_current_but_stays_history(clinical, abated, fever, cancer):
+    ended = abated.isoformat() if abated else None
+    mapped = record_with(condition(FEVER, clinical=clinical, abated=ended),
+                         condition(CANCER, clinical=clinical, abated=ended))
     assert value(mapped, "history.fever") is fever
     assert value(mapped, "history.cancer") is cancer
 
@@ -214,3 +227,131 @@ def test_missing_required_fields_are_named():
 def test_the_builder_writes_resources_about_the_patient():
     prefetch = fhir_record(MINIMAL, TODAY)
     assert prefetch["patient"]["id"] == PATIENT_ID
+
+
+# --- A longitudinal chart: the latest statement counts -------------------------------------
+
+BMI = {"coding": [{"system": LOINC, "code": "39156-5"}]}
+
+
+def bmi(value_: float, on: date) -> dict[str, Any]:
+    return observation(BMI, {"valueQuantity": {"value": value_, "unit": "kg/m2",
+                                               "system": "http://unitsofmeasure.org",
+                                               "code": "kg/m2"}}, on)
+
+
+def test_the_latest_of_repeated_values_counts_and_is_not_a_conflict():
+    mapped = record_with(bmi(27.0, TODAY - timedelta(days=3000)), bmi(29.5, TODAY - timedelta(
+        days=400)), bmi(31.2, TODAY - timedelta(days=5)))
+    assert value(mapped, "patient.bmi") == 31.2
+    assert not any("patient.bmi" in note for note in mapped.notes)
+    assert "Observation" in mapped.sources["patient.bmi"]
+
+
+def test_only_values_of_the_same_day_conflict():
+    mapped = record_with(bmi(24.0, TODAY - timedelta(days=40)), bmi(31.2, TODAY - timedelta(
+        days=5)), bmi(33.0, TODAY - timedelta(days=5)))
+    assert value(mapped, "patient.bmi") is None
+    assert any("patient.bmi" in note and "same day" in note for note in mapped.notes)
+
+
+def test_a_later_no_replaces_an_earlier_yes_within_the_episode():
+    earlier, later = TODAY - timedelta(days=8), TODAY - timedelta(days=1)
+    saddle = field("neuro.saddle_anaesthesia")
+    mapped = record_with(observation(saddle, {"valueBoolean": True}, earlier),
+                         observation(saddle, {"valueBoolean": False}, later))
+    assert value(mapped, "neuro.saddle_anaesthesia") is False
+    same_day = record_with(observation(saddle, {"valueBoolean": False}, later),
+                           observation(saddle, {"valueBoolean": True}, later))
+    assert value(same_day, "neuro.saddle_anaesthesia") is True  # yes wins on the same day
+    assert any("same day" in note for note in same_day.notes)
+
+
+def test_a_history_finding_once_recorded_stands_against_a_later_no():
+    fall = field("history.fall")
+    mapped = record_with(observation(fall, {"valueBoolean": True}, TODAY - timedelta(days=5)),
+                         observation(fall, {"valueBoolean": False}, TODAY))
+    assert value(mapped, "history.fall") is True
+
+
+ICD = "http://hl7.org/fhir/sid/icd-10-cm"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def coded(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code}]}
+
+
+@pytest.mark.parametrize(("code", "sites"), [
+    (sct("278860009"), ["low_back"]),  # Chronic low back pain, as Synthea records it
+    (coded(ICD, "M54.50"), ["low_back"]),
+    (coded(ICD, "M54.41"), ["low_back"]),  # lumbago with sciatica, right side
+    (coded(ICD, "M48.062"), ["low_back"]),  # lumbar stenosis with neurogenic claudication
+    (coded(ICD, "M16.11"), ["hip"]),  # primary osteoarthritis, right hip
+    (sct("239872002"), ["hip"]),  # osteoarthritis of hip
+])
+def test_pain_sites_are_read_by_value_set_membership(code, sites):
+    resource = condition(code, onset=ONSET.isoformat())
+    mapped = to_presentation(Patient(id=PATIENT_ID, birthDate=date(1980, 1, 1)),
+                             [Condition.model_validate(resource)], [], TODAY)
+    assert mapped.presentation["pain"] == {"sites": sites, "duration_days": 10}
+
+
+@pytest.mark.parametrize(("verification", "expected"), [
+    ("provisional", True), ("differential", True), ("confirmed", True), ("refuted", False),
+    ("entered-in-error", None),
+])
+def test_a_recorded_red_flag_diagnosis_counts_as_suspected(verification, expected):
+    ces = condition(sct("192970008"), verification=verification)  # cauda equina syndrome
+    assert value(record_with(ces), "diagnoses.cauda_equina_syndrome") is expected
+
+
+def medication(code: str, status: str = "active", authored: date = TODAY) -> MedicationRequest:
+    return MedicationRequest.model_validate({
+        "resourceType": "MedicationRequest", "id": code, "status": status, "intent": "order",
+        "medicationCodeableConcept": coded(RXNORM, code), "authoredOn": authored.isoformat(),
+        "subject": {"reference": f"Patient/{PATIENT_ID}"}})
+
+
+def chart_with(**more: Any):
+    prefetch = fhir_record(MINIMAL, TODAY)
+    return to_presentation(
+        Patient.model_validate(prefetch["patient"]),
+        [Condition.model_validate(e["resource"]) for e in prefetch["conditions"]["entry"]],
+        [], TODAY, **more)
+
+
+def test_an_active_anticoagulant_is_read_and_a_stopped_one_is_not():
+    warfarin = "855332"  # Warfarin Sodium 5 MG Oral Tablet
+    assert value(chart_with(medications=[medication(warfarin)]),
+                 "comorbidities.anticoagulant") is True
+    assert value(chart_with(medications=[medication(warfarin, "stopped")]),
+                 "comorbidities.anticoagulant") is None  # stopped says nothing about now
+
+
+def test_a_corticosteroid_is_long_term_after_three_months():
+    prednisone = "312617"  # predniSONE 5 MG Oral Tablet
+    long_ago = medication(prednisone, authored=TODAY - timedelta(days=120))
+    recent = medication(prednisone, authored=TODAY - timedelta(days=20))
+    assert value(chart_with(medications=[long_ago]), "history.long_term_corticosteroids") is True
+    assert value(chart_with(medications=[recent]), "history.long_term_corticosteroids") is None
+
+
+def test_an_nsaid_already_prescribed_is_noted():
+    mapped = chart_with(medications=[medication("849574")])  # naproxen sodium 220 MG
+    assert any("already prescribed an NSAID" in note for note in mapped.notes)
+
+
+def test_an_active_nsaid_allergy_is_read():
+    allergy = AllergyIntolerance.model_validate({
+        "resourceType": "AllergyIntolerance", "id": "a",
+        "clinicalStatus": coded("http://terminology.hl7.org/CodeSystem/"
+                                "allergyintolerance-clinical", "active"),
+        "code": coded(RXNORM, "5640"), "patient": {"reference": f"Patient/{PATIENT_ID}"}})
+    assert value(chart_with(allergies=[allergy]), "comorbidities.nsaid_hypersensitivity") is True
+
+
+def test_the_orders_reason_is_read_as_its_indication():
+    reason = CodeableConcept.model_validate(coded(ICD, "M16.12"))  # osteoarthritis, left hip
+    mapped = chart_with(reasons=[reason])
+    assert mapped.presentation["pain"]["sites"] == ["low_back", "hip"]

@@ -10,10 +10,11 @@ import yaml
 from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from service.cds_hooks.imaging_codes import IMAGING_CODES, PREFERRED_CODE
+from service.cds_hooks.imaging_codes import IMAGING_CODES, PREFERRED_CODE, preferred_code
 from service.cds_hooks.terminology import (
     CPT,
     PAMA_CONSULT_ID_URL,
+    PAMA_QCDSM_URL,
     PAMA_RATING_SYSTEM,
     PAMA_RATING_URL,
     RATING_SYSTEM,
@@ -33,8 +34,9 @@ MRI_LUMBAR = "30679-5"  # LOINC MR Lumbar spine WO contrast
 
 
 def order(client, case: str, *orders: dict[str, Any], hook: str = "order-select",
-          selections: list[str] | None = None) -> dict[str, Any]:
-    prefetch = fhir_record(VIGNETTES[case]["presentation"], TODAY)
+          selections: list[str] | None = None,
+          presentation: dict[str, Any] | None = None) -> dict[str, Any]:
+    prefetch = fhir_record(presentation or VIGNETTES[case]["presentation"], TODAY)
     context: dict[str, Any] = {"draftOrders": draft_orders(*orders)}
     if hook == "order-select":
         context["selections"] = selections or [f"ServiceRequest/{o['id']}" for o in orders]
@@ -67,6 +69,7 @@ def test_mri_for_acute_nonspecific_pain_is_not_appropriate_with_a_delete_suggest
     activities = {a.detail.code.coding[0].code for a in plan.activity}
     assert {"stay_active", "superficial_heat"} <= activities
     [action] = body["systemActions"]
+    assert body["extension"] == {"systemActions": body["systemActions"]}  # the Argonaut guide
     assert action["type"] == "update"
     assert pama(action["resource"]) == {PAMA_RATING_SYSTEM: "not-appropriate",
                                         RATING_SYSTEM: "usually-not-appropriate"}
@@ -85,15 +88,22 @@ def test_the_rating_update_changes_nothing_else_on_the_order(hooks):
     assert urls.count(PAMA_RATING_URL) == 1 and "https://ehr.example.org/priority-note" in urls
     consult = next(e for e in updated["extension"] if e["url"] == PAMA_CONSULT_ID_URL)
     assert consult["valueUri"].startswith("urn:uuid:")
+    qcdsm = next(e for e in updated["extension"] if e["url"] == PAMA_QCDSM_URL)
+    assert qcdsm == {"url": PAMA_QCDSM_URL, "valueString": "G1011"}
 
 
-def test_mri_for_suspected_cauda_equina_is_appropriate(hooks):
+def test_mri_for_suspected_cauda_equina_is_appropriate_and_asked_for_today(hooks):
     body = order(hooks, "V03-saddle-anaesthesia", imaging_order(MRI_LUMBAR))
     [card] = body["cards"]
-    assert card["indicator"] == "info"
+    assert card["indicator"] == "critical"  # an emergency: imaging today
     assert "usually appropriate for Cauda equina syndrome" in card["summary"]
-    assert "suggestions" not in card
     assert "**Timing:** immediate" in card["detail"]
+    # The order is the right study, but not yet stat: the one suggestion makes it so.
+    [stat] = card["suggestions"]
+    [update] = stat["actions"]
+    assert update["type"] == "update" and update["resource"]["id"] == "imaging-1"
+    assert update["resource"]["priority"] == "stat"
+    assert update["resource"]["code"]["coding"][0]["code"] == MRI_LUMBAR
     [action] = body["systemActions"]
     assert pama(action["resource"]) == {PAMA_RATING_SYSTEM: "appropriate",
                                         RATING_SYSTEM: "usually-appropriate"}
@@ -111,32 +121,60 @@ def test_a_not_appropriate_hip_mri_suggests_the_better_rated_radiograph(hooks):
     body = order(hooks, "V11-hip-oa", imaging_order("30687-8", order_id="mri-hip"))
     [card] = body["cards"]
     labels = [s["label"] for s in card["suggestions"]]
-    assert labels[1] == "Replace with Radiograph, hip and pelvis (May be appropriate)"
-    create = card["suggestions"][1]["actions"][1]
-    replacement = ServiceRequest.model_validate(create["resource"])
+    assert labels[1] == "Change to Radiograph, hip and pelvis (May be appropriate)"
+    # An update of the same draft order (clients such as the sandbox apply only updates),
+    # carrying the alternative's own rating.
+    [update] = card["suggestions"][1]["actions"]
+    assert update["type"] == "update" and update["resource"]["id"] == "mri-hip"
+    replacement = ServiceRequest.model_validate(update["resource"])
     assert replacement.code.coding[0].code == PREFERRED_CODE["radiograph_hip_pelvis"].code
-    assert pama(create["resource"])[PAMA_RATING_SYSTEM] == "appropriate"
+    assert pama(update["resource"])[PAMA_RATING_SYSTEM] == "appropriate"
 
 
-def test_open_red_flag_screens_mean_no_rating_and_say_what_to_ask(hooks):
+def test_open_red_flag_screens_give_a_best_effort_rating_that_says_what_would_change_it(hooks):
     body = order(hooks, "V10-not-screened", imaging_order(MRI_LUMBAR))
     [card] = body["cards"]
-    assert "systemActions" not in body
-    assert card["summary"] == ("MR Lumbar spine WO contrast: not rated until 19 red-flag "
-                               "questions are answered")
-    assert "`neuro.saddle_anaesthesia`" in card["detail"]
+    [action] = body["systemActions"]
+    assert pama(action["resource"])[PAMA_RATING_SYSTEM] == "not-appropriate"
+    assert card["summary"].startswith("MR Lumbar spine WO contrast: best effort: usually not "
+                                      "appropriate")
+    assert "does not answer 19 red-flag questions" in card["detail"]
+    # A yes to saddle anaesthesia raises cauda equina syndrome: MRI today.
+    assert ("`neuro.saddle_anaesthesia`" in card["detail"]
+            and "A yes would make this order usually appropriate." in card["detail"])
 
 
 @pytest.mark.parametrize(("code", "summary"), [
     ("30687-8", "MR Hip WO contrast: not rated, no hip pain is assessed"),
-    ("24963-1", "CT Lumbar spine: not rated, the contrast is not stated"),
-    ("30678-7", "MR Lumbar spine W contrast IV: not rated, no criteria for a study with IV "
-                "contrast only"),
+    ("24968-0", "MR Lumbar spine: not rated, the contrast is not stated"),
 ])
 def test_orders_the_assessment_does_not_rate_are_not_rated(hooks, code, summary):
-    body = order(hooks, "V01-acute-nonspecific", imaging_order(code))
+    # With progressive weakness MRI without contrast is usually appropriate, without and
+    # with only may be: "MR Lumbar spine" leaves the rating open.
+    presentation = copy.deepcopy(VIGNETTES["V01-acute-nonspecific"]["presentation"])
+    presentation.setdefault("neuro", {})["weakness"] = "progressive"
+    body = order(hooks, "V01-acute-nonspecific", imaging_order(code),
+                 presentation=presentation if code == "24968-0" else None)
     assert [card["summary"] for card in body["cards"]] == [summary]
     assert "systemActions" not in body
+
+
+@pytest.mark.parametrize("code", ["30678-7", "72149"])
+def test_a_study_no_criteria_cover_is_rated_no_criteria_apply(hooks, code):
+    system = CPT if code.isdigit() else "http://loinc.org"
+    body = order(hooks, "V01-acute-nonspecific", imaging_order(code, system=system))
+    [card] = body["cards"]
+    assert card["summary"].endswith(": no criteria apply")
+    [action] = body["systemActions"]
+    assert pama(action["resource"]) == {PAMA_RATING_SYSTEM: "no-criteria-apply"}
+
+
+def test_an_ambiguous_code_is_rated_when_every_study_it_may_mean_rates_alike(hooks):
+    # CT Lumbar spine (24963-1) may be without or with contrast: all usually not appropriate
+    # for acute nonspecific pain, so it is rated.
+    body = order(hooks, "V01-acute-nonspecific", imaging_order("24963-1"))
+    [action] = body["systemActions"]
+    assert pama(action["resource"])[PAMA_RATING_SYSTEM] == "not-appropriate"
 
 
 def test_order_sign_rates_every_draft_imaging_order_by_cpt_too(hooks):
@@ -182,5 +220,5 @@ def test_every_code_of_the_table_names_procedures_of_the_vocabulary():
         assert set(entry.procedures) - {None} <= procedures, entry
         named = [p for p in entry.procedures if p]
         assert all(("hip" in p) == (entry.region == "hip") for p in named), entry
-    # CT with IV contrast has no order code read yet: rated, never suggested.
-    assert set(PREFERRED_CODE) <= procedures
+    # Every procedure can be suggested as an alternative, in CPT or else LOINC.
+    assert all(preferred_code(p, CPT) for p in procedures)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from service.cds_hooks.terminology import FIELD_SYSTEM
 from tests.cds_hooks.conftest import ALL_CASES, TODAY, VIGNETTES
 from tests.cds_hooks.fhir_builder import fhir_record, hook_request
 from tests.cds_hooks.shapes import shape_errors
@@ -144,12 +145,18 @@ def test_unknown_age_or_onset_gives_an_info_card_saying_what_is_missing(hooks):
 
 def test_unreadable_resources_are_reported_on_the_card(hooks):
     prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
+    # Resources the mapping reads (a coded finding); others are never parsed or counted.
+    clicking = {"coding": [{"system": FIELD_SYSTEM, "code": "exam.hip_clicking_or_locking"}]}
     prefetch["observations"]["entry"].append({"resource": {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
+        "resourceType": "Observation", "status": "final", "code": clicking,
+        "effectiveDateTime": TODAY.isoformat(), "valueBoolean": "yes"}})
+    prefetch["observations"]["entry"].append({"resource": {
+        "resourceType": "Observation", "status": "final", "code": clicking,
+        "effectiveDateTime": TODAY.isoformat(),
+        "subject": {"reference": "Patient/someone-else"}, "valueBoolean": True}})
+    prefetch["observations"]["entry"].append({"resource": {
+        "resourceType": "Observation", "status": "final", "code": {"text": "not read"},
         "valueBoolean": "yes"}})
-    prefetch["observations"]["entry"].append({"resource": {
-        "resourceType": "Observation", "status": "final", "code": {"text": "x"},
-        "subject": {"reference": "Patient/someone-else"}}})
     response = hooks.post(URL, json=hook_request("patient-view", prefetch))
     detail = response.json["cards"][0]["detail"]
     assert "1 observations could not be read as FHIR R4" in detail
