@@ -13,6 +13,9 @@ network between client and app):
                   CDS Hooks sandbox fills it (each template run against the server: its
                   first page), the next pages read by the service from the server
     fetched       the same call with no prefetch: the service runs every search itself
+    searches      the same searches sent straight to the FHIR test server (urllib): the
+                  server's share of `fetched` (the test server scans every resource in
+                  Python for each search; a real FHIR server's index is faster)
 
 The target (issue 11): patient-view within 3x the time of a plain assessment. Medians over
 the rounds, in milliseconds per call, and the ratios.
@@ -23,13 +26,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import urllib.request
 from datetime import UTC, datetime
 
 from _common import machine
 
 from service import create_app
 from service.cds_hooks import HookSettings
-from service.cds_hooks.fetching import gather
+from service.cds_hooks.fetching import PREFETCH, FhirClient, gather, search_url
 from service.cds_hooks.mapping import read_chart
 from tests.cds_hooks.fhir_server import FhirTestServer
 from tests.cds_hooks.long_record import long_followed_patient
@@ -58,14 +62,23 @@ def main() -> None:
                          "prefetch": prefetched["prefetch"], "fhir_server": server.base_url},
                         settings)
         presentation = read_chart(record.chart, NOW.date()).presentation
+        urls = [search_url(FhirClient(server.base_url, None, 5), key, "long-bench", NOW.date())
+                 for key in PREFETCH]
+
+        def searches() -> None:
+            for url in urls:
+                with urllib.request.urlopen(url) as response:
+                    response.read()
+
         calls = {
             "plain": lambda: client.post("/v1/assessments", json=presentation),
             "prefetched": lambda: client.post("/cds-services/msk-assessment",
                                               json=prefetched),
             "fetched": lambda: client.post("/cds-services/msk-assessment", json=fetched),
+            "searches": searches,
         }
-        for call in calls.values():  # warm up, and check each answers
-            assert call().status_code == 200
+        for name, call in calls.items():  # warm up, and check each answers
+            assert name == "searches" or call().status_code == 200
         times: dict[str, list[float]] = {name: [] for name in calls}
         for _ in range(args.rounds):
             for name, call in calls.items():

@@ -44,6 +44,7 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
 from ..presentation import BOOL, ENUM, INPUT_FIELDS, SITES, START_BACK_ITEMS, FieldSpec
+from ..web.fields import field_label, value_label
 from .terminology import (
     ANSWER_SYSTEM,
     CONDITION_CLINICAL,
@@ -478,8 +479,8 @@ def value_set_rows() -> list[tuple[str, str, str, str]]:
 
 
 def describe(mapped: MappedPresentation) -> list[str]:
-    """What was read from the chart, field by field, for the card."""
-    return [f"`{path}` = {_shown(value)}: {mapped.sources[path]}"
+    """What was read from the chart, field by field, in clinicians' words, for the card."""
+    return [f"{field_label(path)}: {_shown(value)} ({mapped.sources[path]})"
             for path, value in _flat(mapped.presentation) if path in mapped.sources]
 
 
@@ -493,5 +494,5 @@ def _shown(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):
-        return ", ".join(str(v) for v in value)
-    return str(value)
+        return ", ".join(value_label(v).lower() for v in value)
+    return value_label(value).lower() if isinstance(value, str) else str(value)

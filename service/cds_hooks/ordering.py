@@ -34,6 +34,7 @@ from fhir.resources.R4B.careplan import CarePlan
 from fhir.resources.R4B.servicerequest import ServiceRequest
 from pydantic import ValidationError
 
+from ..web.fields import field_label
 from .cards import OVERRIDE_REASONS, CardBuilder, data_needed_card
 from .imaging_codes import ImagingCode, imaging_code, preferred_code, region
 from .mapping import codings, condition_feeds
@@ -261,7 +262,7 @@ def _assumptions(assessment: Mapping[str, Any], changes: Mapping[str, str]) -> s
              "questions, so no condition is raised from them. Ask about:"]
     for m in open_flags:
         effect = changes.get(m["field"])
-        lines.append(f"- `{m['field']}`: {m['why']}"
+        lines.append(f"- {field_label(m['field'])}: {m['why']}"
                      + (f" **A yes would make this order {effect}.**" if effect else ""))
     return "\n".join(lines)
 

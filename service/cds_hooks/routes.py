@@ -79,11 +79,8 @@ def _today() -> date:
     return _settings().clock().date()
 
 
-def _assess(mapped: MappedPresentation) -> dict[str, Any]:
-    return current_assessor().assess(load_presentation(mapped.presentation))
-
-
-def _reassess(presentation: Mapping[str, Any]) -> Mapping[str, Any]:
+def _assess(presentation: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a presentation read from a chart as the REST API does, and assess it."""
     return current_assessor().assess(load_presentation(presentation))
 
 
@@ -106,7 +103,7 @@ def _patient_view(hook_request: dict[str, Any]) -> dict[str, Any]:
         sites = mapped.presentation["pain"]["sites"]
         return {"cards": [data_needed_card(mapped.missing_required, notes, bibliography,
                                            sites)]}
-    return {"cards": patient_view_cards(_assess(mapped), notes, bibliography,
+    return {"cards": patient_view_cards(_assess(mapped.presentation), notes, bibliography,
                                         describe(mapped), hook_request["context"]["patient_id"])}
 
 
@@ -127,13 +124,14 @@ def _order_hook(hook_request: dict[str, Any]) -> dict[str, Any]:
         key = tuple(sorted(c for concept in reasons for c in codings(concept)))
         if key not in assessed:
             mapped = read_chart(record.chart, _today(), reasons)
-            assessed[key] = (mapped, {} if mapped.missing_required else _assess(mapped))
+            assessed[key] = (mapped, {} if mapped.missing_required
+                             else _assess(mapped.presentation))
         mapped, assessment = assessed[key]
         if mapped.missing_required:
             cards.append(data_needed_order_card(order, mapped.missing_required, bibliography))
             continue
         changes = what_would_change(order, mapped.presentation, assessment,
-                                    _positive_answers(), _reassess)
+                                    _positive_answers(), _assess)
         card, action = order_card(order, assessment, bibliography, settings.pama_qcdsm,
                                   changes)
         cards.append(card)

@@ -140,7 +140,7 @@ def test_open_red_flag_screens_give_a_best_effort_rating_that_says_what_would_ch
                                       "appropriate")
     assert "does not answer 19 red-flag questions" in card["detail"]
     # A yes to saddle anaesthesia raises cauda equina syndrome: MRI today.
-    assert ("`neuro.saddle_anaesthesia`" in card["detail"]
+    assert ("- Saddle anaesthesia: " in card["detail"]
             and "A yes would make this order usually appropriate." in card["detail"])
 
 

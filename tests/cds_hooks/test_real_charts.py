@@ -100,15 +100,15 @@ def test_chronic_low_back_pain_reads_the_latest_bmi_and_the_nsaid_already_taken(
     assert card["indicator"] == "info"
     assert card["summary"].endswith("Nonspecific low back pain (chronic): primary care")
     read = section(card, "Read from the record")
-    assert "`patient.bmi` = 31.2" in read  # the latest of fifteen, not a conflict
+    assert "Body mass index: 31.2 (Observation" in read  # the latest of fifteen, not a conflict
     assert "conflicting" not in card["detail"] and "same day" not in card["detail"]
     assert "already prescribed an NSAID" in section(card, "Not read from the record")
 
 
 def test_an_88_year_old_on_warfarin_is_not_offered_an_nsaid(ehr, server):
     [card] = patient_view(ehr, server, "synthea-2")
-    assert "`comorbidities.anticoagulant` = yes: MedicationRequest" in card["detail"]
-    assert "`comorbidities.chronic_kidney_disease` = yes" in card["detail"]
+    assert "Takes an anticoagulant: yes (MedicationRequest: Warfarin" in card["detail"]
+    assert "Chronic kidney disease: yes (Condition" in card["detail"]
     assert "NSAID" not in section(card, "First-line plan")
     assert "Oral NSAID" in section(card, "Avoid")
 
@@ -117,14 +117,14 @@ def test_a_treated_cancer_stays_a_history_of_cancer(ehr, server):
     cards = patient_view(ehr, server, "synthea-3")
     urgent = next(c for c in cards if c["indicator"] == "warning")
     assert "Spinal malignancy" in urgent["summary"]
-    assert "`history.cancer` = yes: Condition: Malignant neoplasm of breast" in cards[-1][
+    assert "History of cancer: yes (Condition: Malignant neoplasm of breast" in cards[-1][
         "detail"]
-    assert "`history.long_term_corticosteroids` = yes: MedicationRequest" in cards[-1]["detail"]
+    assert "Long-term corticosteroids: yes (MedicationRequest" in cards[-1]["detail"]
 
 
 def test_back_pain_and_hip_osteoarthritis_are_both_assessed(ehr, server):
     [card] = patient_view(ehr, server, "synthea-4")
-    assert "`pain.sites` = low_back, hip" in card["detail"]
+    assert "Where it hurts: low back (or buttock), hip (or groin)" in card["detail"]
     assert "Radiograph, hip and pelvis" in section(card, "Imaging")
     # The chart says where it hurts, not how the hip pain presents: asked, not assumed.
     assert "`pain.hip_region`" in section(card, "Not yet known")
@@ -248,7 +248,7 @@ def test_a_record_too_long_for_one_prefetch_page_needs_only_its_newest_page(ehr)
     latest_bmi = max((r for r in resources if r["resourceType"] == "Observation"
                       and r["code"]["coding"][0]["code"] == "39156-5"),
                      key=lambda r: r["effectiveDateTime"])
-    assert f"`patient.bmi` = {latest_bmi['valueQuantity']['value']}" in card["detail"]
+    assert f"Body mass index: {latest_bmi['valueQuantity']['value']} (" in card["detail"]
     assert len(searches) == 2  # the sandbox's two prefetch searches; the service adds none
     assert "only the first pages" not in card["detail"]
 
@@ -267,7 +267,7 @@ def test_finding_pages_are_followed_on_the_server_up_to_a_bound(ehr):
         searches = observation_searches(server)
     assert len(searches) == 1 + MAX_PAGES  # measurements once, findings page by page
     assert "only the first pages of the observations could be read" in card["detail"]
-    assert "`history.fall` = no" in card["detail"]
+    assert "Fall before the pain began: no" in card["detail"]
 
 
 def test_an_unbounded_prefetch_over_the_limit_still_gets_a_card(ehr):
