@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -12,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 
 from service.cds_hooks.fetching import PREFETCH
+from service.cds_hooks.terminology import FIELD_SYSTEM
 from tests.cds_hooks.conftest import TODAY, VIGNETTES
 from tests.cds_hooks.fhir_builder import PATIENT_ID, bundle, fhir_record, hook_request
 
@@ -175,3 +177,42 @@ def test_a_prefetched_patient_other_than_the_context_is_412(hooks):
     prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
     prefetch["patient"]["id"] = "someone-else"
     assert hooks.post(URL, json=hook_request("patient-view", prefetch)).status_code == 412
+
+
+def test_only_each_findings_latest_day_is_parsed():
+    from datetime import timedelta
+
+    from service.cds_hooks.fetching import latest_statements
+
+    def obs(code: str, system: str, day: int, value: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Observation", "status": "final",
+                "code": {"coding": [{"system": system, "code": code}]},
+                "effectiveDateTime": (TODAY - timedelta(days=day)).isoformat(), **value}
+
+    bmi = [obs("39156-5", "http://loinc.org", day, {"valueQuantity": {"value": 20 + day}})
+           for day in (400, 30, 2, 2)]
+    fall = obs("history.fall", FIELD_SYSTEM, 900, {"valueBoolean": True})  # history: kept
+    kept = latest_statements([*bmi, fall])
+    assert kept == [bmi[2], bmi[3], fall]
+
+
+def test_fhir_reads_stop_when_the_calls_time_budget_is_spent(app, monkeypatch):
+    from service.cds_hooks import HookSettings
+    from tests.cds_hooks.conftest import fixed_clock
+    from tests.cds_hooks.fhir_server import FhirTestServer
+
+    settings = HookSettings(clock=fixed_clock, fhir_budget_seconds=0.5)
+    monkeypatch.setitem(app.extensions, "cds_hooks", settings)
+    prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
+    for key in ("observations", "measurements", "medications", "allergies"):
+        del prefetch[key]  # to be read from the server, which answers slowly
+    with FhirTestServer([]) as server:
+        server.delay_seconds = 0.3
+        request = {**hook_request("patient-view", prefetch), "fhirServer": server.base_url}
+        started = time.monotonic()
+        response = app.test_client().post(URL, json=request)
+        elapsed = time.monotonic() - started
+    assert response.status_code == 200
+    assert elapsed < 1.5  # four slow searches would take 1.2 s, plus the assessment
+    detail = response.json["cards"][-1]["detail"]
+    assert "the medications could not be read" in detail
