@@ -14,6 +14,7 @@ from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
+from ..web.fields import field_label, value_label
 from .imaging_codes import preferred_code
 from .terminology import LOINC, OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM, Code
 
@@ -154,9 +155,7 @@ class CardBuilder:
         referrals = [r for r in self.assessment["referrals"] if r["urgency"] == level]
         lines = ["**Suspected:** " + "; ".join(c["label"] for c in conditions)]
         if flags:
-            lines.append("**Red flags:** " + "; ".join(
-                f"{f['code'].replace('_', ' ')} ({f['field']} = "
-                f"{_YES_NO.get(f['value'], f['value'])})" for f in flags))
+            lines.append("**Red flags:** " + "; ".join(_finding(f) for f in flags))
         if referrals:
             lines.append("**Refer:** " + "; ".join(f"{r['label']} ({r['urgency']})"
                                                    for r in referrals))
@@ -188,9 +187,7 @@ class CardBuilder:
         review = [f for f in a["red_flags"] if not f["conditions"]]
         if review:
             sections.append("**Red flags needing clinical review** (no specific condition "
-                            "raised on their own): " + "; ".join(
-                                f"{f['code'].replace('_', ' ')} ({f['field']} = "
-                                f"{_YES_NO.get(f['value'], f['value'])})" for f in review))
+                            "raised on their own): " + "; ".join(_finding(f) for f in review))
         sections += _plan(a)
         sections.append(_imaging_line(a["imaging"]))
         if "risk" in a:
@@ -200,9 +197,8 @@ class CardBuilder:
             sections.append("**Safety-netting, tell the patient:**\n" + "\n".join(
                 f"- {entry['text']}" for entry in a["safety_netting"]))
         if a["missing_information"]:
-            sections.append("**Not yet known** (absent means unknown, never no):\n" + "\n".join(
-                f"- `{m['field']}` ({m['screen'].replace('_', ' ')}): {m['why']}"
-                for m in a["missing_information"]))
+            sections.append("**Not recorded in the chart** (unknown, never taken as no):\n"
+                            + "\n".join(_open_question(m) for m in a["missing_information"]))
         if read:
             sections.append("**Read from the record:**\n" + "\n".join(f"- {r}" for r in read))
         if notes:
@@ -212,6 +208,18 @@ class CardBuilder:
                                 "treatments", "avoid", "risk", "safety_netting"])
         return self.card(text, "info", "\n\n".join(sections) + "\n\n" + self.why(reasons),
                          "assessment", reasons)
+
+
+def _open_question(missing: Mapping[str, Any]) -> str:
+    screen = " (red-flag screen)" if missing["screen"] == "red_flags" else ""
+    return f"- {field_label(missing['field'])}{screen}: {missing['why']}"
+
+
+def _finding(flag: Mapping[str, Any]) -> str:
+    """A red-flag finding in words: its label and the answer recorded."""
+    value = flag["value"]
+    shown = _YES_NO.get(value, value_label(value).lower() if isinstance(value, str) else value)
+    return f"{field_label(flag['field'])}: {shown}"
 
 
 def _imaging_line(imaging: Mapping[str, Any]) -> str:
@@ -252,13 +260,15 @@ def patient_view_cards(assessment: Mapping[str, Any], notes: list[str],
 
 def other_version_card(count: int, bibliography: Mapping[str, Mapping[str, Any]]
                        ) -> dict[str, Any]:
-    """The chart came in another FHIR version (DSTU2): say so, rather than stay silent."""
+    """The chart or the orders came in an older FHIR version: say so, rather than stay
+    silent (an empty answer would read as "nothing to flag")."""
     return make_card(
         "No MSK assessment: the record was sent as FHIR DSTU2; this service reads FHIR R4",
-        "info", f"{count} resources of the record are in FHIR DSTU2 form (for example a "
-        "Condition with `patient` and string statuses). This service reads FHIR R4 (4.0.1) "
-        "only, so it has not assessed the patient: nothing here means \"no red flags\". "
-        "Point the CDS client at an R4 FHIR server.", "data_needed",
+        "info", f"{count} resources of the record or the orders are in an older FHIR form "
+        "(DSTU2 or STU3: a Condition with `patient` and plain-text statuses, a "
+        "MedicationOrder, a ProcedureRequest). This service reads FHIR R4 (4.0.1) only, so "
+        "it has not assessed the patient: nothing here means \"no red flags\". Point the CDS "
+        "client at an R4 FHIR server.", "data_needed",
         fallback_guidance(bibliography, ("low_back", "hip")))
 
 

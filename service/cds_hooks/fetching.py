@@ -30,9 +30,9 @@ import time
 import urllib.error
 import urllib.request
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from ..presentation import INPUT_FIELDS, INT, NUMBER
 from .errors import PreconditionFailed
-from .mapping import OBSERVATION_INDEX, Chart, wanted_codes
+from .mapping import OBSERVATION_INDEX, Chart, observation_statements, wanted_codes
 from .settings import HookSettings
 from .terminology import FIELD_SYSTEM, HISTORY_FIELDS
 
@@ -54,10 +54,6 @@ log = logging.getLogger(__name__)
 MAX_PAGES = 5
 _MAX_RESPONSE_BYTES = 5 * 1024 * 1024
 _PATIENT_TOKEN = "{{context.patientId}}"
-# Observations older than this are not asked for when the service searches itself (a
-# prefetch template cannot name a date): a finding of the present recorded before the
-# current episode is ignored anyway.
-OBSERVATION_WINDOW_DAYS = 3 * 365
 
 _CATEGORIES = "problem-list-item,encounter-diagnosis"
 # Measurements are repeated at every visit and only the latest counts: one newest page of
@@ -82,7 +78,9 @@ PREFETCH: dict[str, str] = {
                      + "&_sort=-date&_count=100"),
     "measurements": (f"Observation?patient={_PATIENT_TOKEN}&code="
                      + ",".join(_measurement_codes) + "&_sort=-date&_count=20"),
-    "medications": f"MedicationRequest?patient={_PATIENT_TOKEN}&status=active&_count=100",
+    # Medications named by reference come with the search (_include), or contained.
+    "medications": (f"MedicationRequest?patient={_PATIENT_TOKEN}&status=active"
+                    "&_include=MedicationRequest:medication&_count=100"),
     "allergies": (f"AllergyIntolerance?patient={_PATIENT_TOKEN}&clinical-status=active"
                   "&_count=50"),
 }
@@ -159,6 +157,21 @@ class FhirClient:
         self._timeout = timeout
         self._deadline = time.monotonic() + budget
 
+    def _read_within_budget(self, response: Any) -> bytes:
+        """Read in chunks, so a server trickling bytes cannot outlast the budget (a socket
+        timeout bounds each receive, not the whole body)."""
+        chunks: list[bytes] = []
+        size = 0
+        while size <= _MAX_RESPONSE_BYTES:
+            if time.monotonic() > self._deadline:
+                raise _FetchFailed("the time budget for FHIR reads is spent")
+            chunk = response.read1(64 * 1024)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+
     def get(self, url: str) -> dict[str, Any]:
         if not url.startswith(self.base_url):
             raise _FetchFailed("not on the FHIR server")
@@ -171,7 +184,7 @@ class FhirClient:
         request = urllib.request.Request(url, headers=headers)
         try:
             with _OPENER.open(request, timeout=min(self._timeout, remaining)) as response:
-                body = response.read(_MAX_RESPONSE_BYTES + 1)
+                body = self._read_within_budget(response)
         except (urllib.error.URLError, TimeoutError, OSError, ValueError) as error:
             raise _FetchFailed(type(error).__name__) from None
         if len(body) > _MAX_RESPONSE_BYTES:
@@ -197,8 +210,14 @@ def _is_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
 
 
+def entries(bundle: Mapping[str, Any]) -> list[Any]:
+    """A Bundle's entries; anything but a list reads as none."""
+    found = bundle.get("entry")
+    return found if isinstance(found, list) else []
+
+
 def _days(page: dict[str, Any]) -> list[date]:
-    return [day for entry in page.get("entry") or [] if isinstance(entry, dict)
+    return [day for entry in entries(page) if isinstance(entry, dict)
             for day in [_raw_day(entry.get("resource"))] if day is not None]
 
 
@@ -221,24 +240,35 @@ def _raw_day(resource: Any) -> date | None:
 
 
 def _pages(first: dict[str, Any], client: FhirClient | None,
-           newest_page_only: bool = False) -> Iterator[dict[str, Any]]:
-    """The pages of a search, at most MAX_PAGES. With `newest_page_only`, a first page in
-    newest-first order is the last: for each finding the latest statement counts, and a
-    bounded search newest first holds it (a page in another order is read on)."""
+           enough: Callable[[dict[str, Any]], bool] | None = None) -> Iterator[dict[str, Any]]:
+    """The pages of a search, at most MAX_PAGES, until `enough` says the rest is not needed."""
     page = first
     for read in range(1, MAX_PAGES + 1):
         yield page
         next_url = next((link.get("url") for link in page.get("link") or []
                          if isinstance(link, dict) and link.get("relation") == "next"), None)
-        if next_url is None:
+        if next_url is None or (enough is not None and enough(page)):
             return
-        if newest_page_only and _newest_first(page):
-            return  # older repeats of a measurement never count
         if client is None or not isinstance(next_url, str):
             raise _FetchFailed("more pages, and no FHIR server to read them from")
         if read == MAX_PAGES:
             raise _FetchFailed("more pages than the service reads")
         page = client.get(next_url)
+
+
+class _NewestMeasurements:
+    """Measurements come newest first and only the latest of each counts: once a page in
+    that order has shown every measurement code, older pages cannot change anything."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[Any, Any]] = set()
+
+    def __call__(self, page: dict[str, Any]) -> bool:
+        for entry in entries(page):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if isinstance(resource, dict) and resource.get("resourceType") == "Observation":
+                self.seen.update(key for key in _raw_codes(resource) if key in MEASUREMENTS)
+        return _newest_first(page) and self.seen >= MEASUREMENTS
 
 
 # fhir.resources coerces JSON primitives ("yes" and 1 become true, "3" becomes 3), even in
@@ -283,57 +313,110 @@ def _about(resource: Any, patient_id: str) -> bool:
     reference = resource.subject.reference if getattr(resource, "subject", None) else None
     if reference is None and getattr(resource, "patient", None) is not None:
         reference = resource.patient.reference  # AllergyIntolerance.patient
-    return bool(reference) and (reference == f"Patient/{patient_id}"
-                                or reference.endswith(f"/Patient/{patient_id}"))
+    if not reference:
+        return False
+    reference = reference.split("/_history/")[0]  # a versioned reference names the patient too
+    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+
+
+def _included_medications(page: dict[str, Any]) -> dict[str, Any]:
+    """`Medication/<id>` -> its code, for the Medications a search included."""
+    found = {}
+    for entry in entries(page):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") == "Medication":
+            found[f"Medication/{resource.get('id')}"] = resource.get("code")
+    return found
+
+
+def _with_medication_code(request: dict[str, Any], included: dict[str, Any]) -> dict[str, Any]:
+    """A MedicationRequest naming its drug by reference, given the code of that Medication
+    (contained, or included by the search), so it is read like one coded in place."""
+    reference = request.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    if "medicationCodeableConcept" in request or not isinstance(target, str):
+        return request
+    code = included.get(target)
+    if target.startswith("#"):
+        code = next((c.get("code") for c in request.get("contained") or []
+                     if isinstance(c, dict) and c.get("resourceType") == "Medication"
+                     and c.get("id") == target[1:]), None)
+    if not isinstance(code, dict):
+        return request
+    resolved = {k: v for k, v in request.items() if k != "medicationReference"}
+    resolved["medicationCodeableConcept"] = code
+    return resolved
 
 
 def _candidates(page: dict[str, Any], key: str, record: PatientRecord,
                 wanted: frozenset[tuple[str, str]]) -> Iterator[dict[str, Any]]:
     """The raw resources of a page the mapping reads anything from."""
     model = _MODELS[key]
-    for entry in page.get("entry") or []:
+    included = _included_medications(page) if key == "medications" else {}
+    for entry in entries(page):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             continue
         if _is_dstu2(resource):
             record.dstu2 += 1
-        elif resource.get("resourceType") == model.__name__ and _worth_parsing(resource,
-                                                                                wanted):
-            yield resource  # not: an OperationOutcome entry, or nothing the mapping reads
+            continue
+        if resource.get("resourceType") != model.__name__:
+            continue  # an OperationOutcome entry of a search, an included Medication
+        if key == "medications":
+            resource = _with_medication_code(resource, included)
+            if "medicationCodeableConcept" not in resource and resource.get("status") == "active":
+                record.notes.append("an active prescription names no coded medication, so "
+                                    "what it is could not be read")
+        if _worth_parsing(resource, wanted):
+            yield resource
 
 
-def latest_statements(observations: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The observations that can count: for each finding, those of its latest day (any of
-    them, for a finding of history). Parsing is the slow part of a call; older repeats of a
-    BMI or a pain score can never count, so they are not parsed."""
-    latest: dict[str, date] = {}
-    fields_of = []
-    for resource in observations:
-        fields = {OBSERVATION_INDEX[key] for key in _raw_codes(resource)
-                  if key in OBSERVATION_INDEX}
-        day = _raw_day(resource) or date.min
-        fields_of.append((resource, fields, day))
-        for path in fields:
-            latest[path] = max(latest.get(path, date.min), day)
-    return [resource for resource, fields, day in fields_of
-            if any(path in HISTORY_FIELDS or day == latest[path] for path in fields)]
+def _parsed(resource: dict[str, Any], key: str, patient_id: str,
+            skipped: dict[str, int]) -> Any:
+    """The resource validated (the elements the mapping reads), or None, counted."""
+    try:
+        if not _plain_json_values(resource):
+            raise ValueError("a coercible primitive")
+        parsed = _MODELS[key].model_validate(_what_is_read(resource))
+    except ValueError:  # pydantic's ValidationError is one
+        skipped["could not be read as FHIR R4 and were ignored"] += 1
+        return None
+    if not _about(parsed, patient_id):
+        skipped["about another patient were ignored"] += 1
+        return None
+    return parsed
 
 
 def _parse(resources: list[dict[str, Any]], key: str, patient_id: str,
            record: PatientRecord, skipped: dict[str, int]) -> None:
-    model = _MODELS[key]
     for resource in resources:
-        try:
-            if not _plain_json_values(resource):
-                raise ValueError("a coercible primitive")
-            parsed = model.model_validate(_what_is_read(resource))
-        except ValueError:  # pydantic's ValidationError is one
-            skipped["could not be read as FHIR R4 and were ignored"] += 1
-            continue
-        if _about(parsed, patient_id):
+        parsed = _parsed(resource, key, patient_id, skipped)
+        if parsed is not None:
             getattr(record, _CHART_LIST[key]).append(parsed)
-        else:
-            skipped["about another patient were ignored"] += 1
+
+
+def parse_latest(resources: list[dict[str, Any]], patient_id: str,
+                 skipped: dict[str, int]) -> list[Observation]:
+    """The observations that can count, parsed newest first: for each finding, every one of
+    the day of its latest usable statement (all of them, for a finding of history). Parsing
+    is the slow part of a call, and older repeats of a BMI or an answer can never count; a
+    newer statement that says nothing (entered in error, no readable value, another
+    patient) does not hide an older one that does."""
+    settled: dict[str, date] = {}  # finding -> day of its latest usable statement
+    kept: list[Observation] = []
+    for resource in sorted(resources, key=lambda r: _raw_day(r) or date.min, reverse=True):
+        day = _raw_day(resource) or date.min
+        fields = {OBSERVATION_INDEX[k] for k in _raw_codes(resource) if k in OBSERVATION_INDEX}
+        if all(path not in HISTORY_FIELDS and settled.get(path, date.min) > day
+               for path in fields):
+            continue  # every finding it speaks to has a newer usable statement
+        parsed = _parsed(resource, "observations", patient_id, skipped)
+        if parsed is None:
+            continue
+        kept.append(parsed)
+        for path, _ in observation_statements(parsed):
+            settled.setdefault(path, day)
+    return kept
 
 
 def _read_bundle(key: str, bundle: dict[str, Any], client: FhirClient | None,
@@ -343,15 +426,20 @@ def _read_bundle(key: str, bundle: dict[str, Any], client: FhirClient | None,
     skipped: dict[str, int] = defaultdict(int)
     wanted = wanted_codes()
     raw: list[dict[str, Any]] = []
+    other_version = record.dstu2
+    enough = _NewestMeasurements() if key == "measurements" else None
     try:
-        for page in _pages(bundle, client, newest_page_only=key == "measurements"):
+        for page in _pages(bundle, client, enough):
             raw.extend(_candidates(page, key, record, wanted))
     except _FetchFailed:  # a later page: what was read stands
         record.notes.append(f"only the first pages of the {_NOUNS[key]} could be read; "
                             "findings on the others are unknown")
     if key in ("observations", "measurements"):
-        raw = latest_statements(raw)
-    _parse(raw, key, patient_id, record, skipped)
+        record.observations.extend(parse_latest(raw, patient_id, skipped))
+    else:
+        _parse(raw, key, patient_id, record, skipped)
+    if record.dstu2 > other_version:
+        skipped["in FHIR DSTU2 or STU3 form were ignored"] += record.dstu2 - other_version
     record.notes.extend(f"{count} {_NOUNS[key]} {why}" for why, count in skipped.items())
 
 
@@ -368,12 +456,9 @@ def _read_patient(value: dict[str, Any], patient_id: str, record: PatientRecord)
     record.patient = patient
 
 
-def search_url(client: FhirClient, key: str, patient_id: str, today: date) -> str:
+def search_url(client: FhirClient, key: str, patient_id: str) -> str:
     """The URL the service asks itself for a key the client did not prefetch."""
-    url = client.base_url + PREFETCH[key].replace(_PATIENT_TOKEN, quote(patient_id, safe=""))
-    if key in ("observations", "measurements"):
-        url += f"&date=ge{(today - timedelta(days=OBSERVATION_WINDOW_DAYS)).isoformat()}"
-    return url
+    return client.base_url + PREFETCH[key].replace(_PATIENT_TOKEN, quote(patient_id, safe=""))
 
 
 def gather(hook_request: Mapping[str, Any], settings: HookSettings) -> PatientRecord:
@@ -381,7 +466,6 @@ def gather(hook_request: Mapping[str, Any], settings: HookSettings) -> PatientRe
     patient_id = hook_request["context"]["patient_id"]
     prefetch = hook_request.get("prefetch") or {}
     client = _client(hook_request, settings)
-    today = settings.clock().date()
     record = PatientRecord()
     for key in PREFETCH:
         value = prefetch.get(key, ...)
@@ -391,7 +475,7 @@ def gather(hook_request: Mapping[str, Any], settings: HookSettings) -> PatientRe
             if value is ... or _is_outcome(value):
                 if client is None:
                     raise _FetchFailed("no FHIR server to ask")
-                value = client.get(search_url(client, key, patient_id, today))
+                value = client.get(search_url(client, key, patient_id))
             if not isinstance(value, dict):
                 raise _FetchFailed("not a FHIR resource")
             if key == "patient":

@@ -19,9 +19,11 @@ A chart is longitudinal, so each finding is read as of the day of the call: the 
 dated statement counts, and only statements of the same day can disagree (a yes/no then
 reads yes, since a recorded red flag or contraindication outweighs a denial; a choice or
 number stays unknown). A current (active) Condition, prescription or allergy speaks for
-today. For a finding of history (`terminology.HISTORY_FIELDS`: a cancer, osteoporosis, a
-fall ...) any recorded yes stands. A finding of the present recorded before this episode of
-pain began says nothing about it and is ignored. Entered-in-error says nothing; refuted is
+today. For a finding of history (`terminology.HISTORY_FIELDS`: a cancer, osteoporosis ...)
+any recorded yes stands. A finding of the present recorded before this episode of pain
+began says nothing about it and is ignored (what led up to the episode, a fall or trauma,
+from up to 90 days before it); a sphincter or saddle Condition that began well before the
+episode is not read as new. Entered-in-error says nothing; refuted is
 no; confirmed, provisional, differential and unconfirmed diagnoses all count as yes: a
 suspicion on record is a suspicion.
 """
@@ -43,14 +45,21 @@ from fhir.resources.R4B.medicationrequest import MedicationRequest
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 
-from ..presentation import BOOL, ENUM, INPUT_FIELDS, SITES, START_BACK_ITEMS, FieldSpec
+from ..presentation import BOOL, ENUM, INPUT_FIELDS, INT, SITES, START_BACK_ITEMS, FieldSpec
+from ..web.fields import UNITS as FIELD_UNITS
 from ..web.fields import field_label, value_label
 from .terminology import (
+    ALLERGY_CLINICAL,
+    ALLERGY_VERIFICATION,
     ANSWER_SYSTEM,
     CONDITION_CLINICAL,
     CONDITION_VERIFICATION,
+    EPISODE_LEAD_IN_DAYS,
+    EPISODE_START_FIELDS,
     FIELD_SYSTEM,
     HISTORY_FIELDS,
+    NEW_FINDINGS,
+    NEW_WITHIN_DAYS,
     NO_CODES,
     STANDARD_CODES,
     UCUM,
@@ -111,15 +120,22 @@ def _label(concept: CodeableConcept | None) -> str:
     for coding in concept.coding or []:
         if coding.display:
             return coding.display
+        if coding.system == FIELD_SYSTEM and coding.code in INPUT_FIELDS:
+            return f"{field_label(coding.code)} (as recorded)"
         if coding.code:
             return f"{SYSTEM_NAMES.get(coding.system or '', coding.system)} {coding.code}"
     return "(no code)"
 
 
+_STATUS_SYSTEMS = (None, CONDITION_CLINICAL, CONDITION_VERIFICATION, ALLERGY_CLINICAL,
+                   ALLERGY_VERIFICATION)
+
+
 def _status(concept: CodeableConcept | None) -> str | None:
-    """A Condition's clinical or verification status code (read even without its system)."""
+    """A Condition's or AllergyIntolerance's clinical or verification status code (read
+    even without its system)."""
     for coding in (concept.coding or []) if concept else []:
-        if coding.code and coding.system in (None, CONDITION_CLINICAL, CONDITION_VERIFICATION):
+        if coding.code and coding.system in _STATUS_SYSTEMS:
             return coding.code
     return None
 
@@ -224,7 +240,10 @@ class _Reader:
         self.said: dict[str, list[_Said]] = defaultdict(list)
 
     def keep(self, path: str, value: Any, source: str) -> None:
-        if INPUT_FIELDS[path].accepts(value):
+        if INPUT_FIELDS[path].kind == INT and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if INPUT_FIELDS[path].accepts(value) and not (
+                INPUT_FIELDS[path].kind == INT and not isinstance(value, int)):
             self.values[path] = value
             self.sources[path] = source
         else:
@@ -272,9 +291,12 @@ class _Reader:
             self.notes.append("pain.duration_days: no full onset date on the pain Condition")
 
     def _before_episode(self, path: str, when: date | None) -> bool:
-        """A statement about the present made before this episode began says nothing."""
-        return (path not in HISTORY_FIELDS and self.onset is not None and when is not None
-                and when < self.onset)
+        """A statement about the present made before this episode began says nothing (for
+        what led up to it, one made before its lead-in)."""
+        if path in HISTORY_FIELDS or self.onset is None or when is None:
+            return False
+        lead_in = EPISODE_LEAD_IN_DAYS if path in EPISODE_START_FIELDS else 0
+        return when < self.onset - timedelta(days=lead_in)
 
     def say(self, path: str, value: Any, when: date | None, source: str) -> None:
         if not self._before_episode(path, when):
@@ -300,6 +322,13 @@ class _Reader:
         elif path in HISTORY_FIELDS:
             self.say(path, True, _onset(condition) or recorded, label)
         elif is_current(condition):
+            began = _onset(condition)
+            if (path in NEW_FINDINGS and began is not None and self.onset is not None
+                    and began < self.onset - timedelta(days=NEW_WITHIN_DAYS)):
+                self.notes.append(f"{_label(condition.code)}: on record since "
+                                  f"{began.isoformat()}, before this episode, so not read as "
+                                  "new; ask whether it is new")
+                return
             self.say(path, True, self.today, label)  # current: it speaks for today
         else:
             ended = _abated(condition)
@@ -342,19 +371,10 @@ class _Reader:
 
     def read_observations(self) -> None:
         for observation in self.chart.observations:
-            if observation.status not in _USABLE_OBSERVATION or observation.dataAbsentReason:
-                continue
             when = _observed_on(observation)
-            for key in codings(observation.code):
-                path = OBSERVATION_INDEX.get(key)
-                if path is None:
-                    continue
-                value = _observed_value(INPUT_FIELDS[path], path, observation,
-                                        key in _STANDARD)
-                if value is not None:
-                    stamp = f", {when.isoformat()}" if when else ""
-                    self.say(path, value, when,
-                             f"Observation: {_label(observation.code)}{stamp}")
+            stamp = f", {when.isoformat()}" if when else ""
+            for path, value in observation_statements(observation):
+                self.say(path, value, when, f"Observation: {_label(observation.code)}{stamp}")
 
     def settle(self) -> None:
         """One value per field: the latest statement (any yes, for a finding of history)."""
@@ -381,6 +401,21 @@ class _Reader:
             for path in answered:
                 del self.values[path]
                 del self.sources[path]
+
+
+def observation_statements(observation: Observation) -> list[tuple[str, Any]]:
+    """What an Observation says: (field, value) for each finding it answers, none when it is
+    not a result (status), has a data-absent reason, or holds no readable value."""
+    if observation.status not in _USABLE_OBSERVATION or observation.dataAbsentReason:
+        return []
+    said = []
+    for key in codings(observation.code):
+        path = OBSERVATION_INDEX.get(key)
+        if path is not None:
+            value = _observed_value(INPUT_FIELDS[path], path, observation, key in _STANDARD)
+            if value is not None:
+                said.append((path, value))
+    return said
 
 
 def _observed_value(spec: FieldSpec, path: str, observation: Observation,
@@ -480,8 +515,13 @@ def value_set_rows() -> list[tuple[str, str, str, str]]:
 
 def describe(mapped: MappedPresentation) -> list[str]:
     """What was read from the chart, field by field, in clinicians' words, for the card."""
-    return [f"{field_label(path)}: {_shown(value)} ({mapped.sources[path]})"
+    return [f"{field_label(path)}: {_shown(value)}{_unit(path)} ({mapped.sources[path]})"
             for path, value in _flat(mapped.presentation) if path in mapped.sources]
+
+
+def _unit(path: str) -> str:
+    unit = FIELD_UNITS.get(path)
+    return f" {unit}" if unit else ""
 
 
 def _flat(presentation: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, Any]]:

@@ -8,7 +8,7 @@ that no criteria of the service cover (an MRI with contrast only, for instance) 
 `no-criteria-apply`.
 
 As the guide asks, the rating is a best effort from what the chart holds: red-flag questions
-the chart does not answer are read as not known (no condition is raised from them), and the
+the chart does not answer are taken as not present (no condition is raised from them), and the
 card says so and names each question whose answer would change the rating. An order is not
 rated at all only when the data to rate it are missing: no assessment (age, site or onset
 unknown), a procedure for a site the chart holds no pain for, or a code that leaves open a
@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 from ..web.fields import field_label
 from .cards import OVERRIDE_REASONS, CardBuilder, data_needed_card
-from .imaging_codes import ImagingCode, imaging_code, preferred_code, region
+from .imaging_codes import IMAGING_CODES, ImagingCode, imaging_code, preferred_code, region
 from .mapping import codings, condition_feeds
 from .terminology import (
     LOINC,
@@ -57,6 +57,10 @@ _BAND = {"usually_appropriate": "Usually appropriate", "may_be_appropriate": "Ma
          "usually_not_appropriate": "Usually not appropriate"}
 _OURS = (PAMA_RATING_URL, PAMA_CONSULT_ID_URL, PAMA_AUC_APPLIED_URL, PAMA_QCDSM_URL)
 _RANKS = list(_BAND)
+_TIMING = {"immediate": "today (same day)", "urgent": "within days", "routine": "routine"}
+# Where a patient goes instead when the study is not the next step.
+_NOT_IMAGED_HERE = {"emergency": "same-day emergency assessment",
+                    "urgent": "specialist assessment within days"}
 
 # Re-assess a presentation with one more answer: the assessment, as the REST API gives it.
 Reassess = Callable[[Mapping[str, Any]], Mapping[str, Any]]
@@ -79,7 +83,7 @@ def imaging_orders(draft_orders: Mapping[str, Any],
                    selections: list[str] | None) -> list[ImagingOrder]:
     """The lumbar spine and hip imaging ServiceRequests among the drafts (the selected ones)."""
     found = []
-    for entry in draft_orders.get("entry") or []:
+    for entry in _entries(draft_orders):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
             continue
@@ -95,6 +99,28 @@ def imaging_orders(draft_orders: Mapping[str, Any],
     return found
 
 
+_OLDER_ORDER_TYPES = ("ProcedureRequest", "DiagnosticOrder", "DiagnosticRequest")
+
+
+def _entries(bundle: Mapping[str, Any]) -> list[Any]:
+    found = bundle.get("entry")
+    return found if isinstance(found, list) else []
+
+
+def older_version_orders(draft_orders: Mapping[str, Any]) -> int:
+    """Imaging orders sent as the order resources of FHIR DSTU2 or STU3 (ProcedureRequest,
+    DiagnosticOrder): not read, but answered, so the silence is not read as approval."""
+    count = 0
+    for entry in _entries(draft_orders):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict) and resource.get("resourceType") in _OLDER_ORDER_TYPES:
+            concept = resource.get("code")
+            coded = concept.get("coding") if isinstance(concept, dict) else None
+            count += any(isinstance(c, dict) and (c.get("system"), c.get("code")) in IMAGING_CODES
+                         for c in (coded if isinstance(coded, list) else []))
+    return count
+
+
 @functools.cache
 def _hip_reasons() -> frozenset[tuple[str, str]]:
     """Reason codes that make a study of the leg a hip study: the hip pain value sets."""
@@ -102,18 +128,35 @@ def _hip_reasons() -> frozenset[tuple[str, str]]:
                      if ("pain.sites", "hip") in pairs)
 
 
-def unrated_reason(code: ImagingCode, assessment: Mapping[str, Any]) -> tuple[str, str] | None:
+_SITE_WORDS = {"hip": "hip", "low_back": "low back"}
+_MYELOGRAPHY = "ct_myelography"
+
+
+def unrated_reason(code: ImagingCode, assessment: Mapping[str, Any],
+                   sites: list[str]) -> tuple[str, str] | None:
     """Why this order cannot be rated (a short phrase and the detail), or None if it can."""
     if code.procedures == (None,):
         return None  # rated: no criteria apply
+    site = _SITE_WORDS[code.region]
     ratings = {p["code"]: p["rating"] for p in assessment["imaging"]["procedures"]}
-    unrated = [p for p in code.procedures if p is not None and p not in ratings]
-    if unrated:
-        site = "hip" if region(unrated[0]) == "hip" else "low back"
-        return (f"not rated, no {site} pain is assessed",
-                f"The assessment rates this study only for {site} pain, and the record holds "
-                f"no current {site} pain Condition, nor is it the order's reason.")
+    # Assessed: a painful site on record, or a site whose studies a suspicion rated (a hip
+    # fracture on the problem list of a patient with back pain).
+    if code.region not in {*sites, *(region(p) for p in ratings)}:
+        return (f"not rated, no {site} pain is on record",
+                f"The criteria rate this study for {site} pain, and the record holds no "
+                f"current {site} pain Condition, nor is it the order's reason.")
+    if any(p is not None and p not in ratings for p in code.procedures):
+        rated = "; ".join(f"{p['label']}: {_BAND[p['rating']].lower()}"
+                          for p in assessment["imaging"]["procedures"]
+                          if region(p["code"]) == code.region)
+        return ("not rated for this presentation",
+                "The criteria the service applies give no rating for this study in this "
+                f"presentation. The studies they rate: {rated}.")
     if None in code.procedures or len({ratings[p] for p in code.procedures}) > 1:
+        if _MYELOGRAPHY in code.procedures:
+            return ("not rated, IV or intrathecal contrast is not stated",
+                    "With IV contrast and as CT myelography (intrathecal contrast) the study "
+                    "rates differently; order by a code that says which.")
         return ("not rated, the contrast is not stated",
                 "The rating depends on the contrast; order by a code that states it.")
     return None
@@ -239,9 +282,10 @@ def _suggestions(order: ImagingOrder, procedure: str | None, band: str | None,
                                                        alternative["rating"])}]})
     cancel = {"type": "delete", "description": f"Remove the draft order for {order.code.display}",
               "resourceId": order.reference}
-    if assessment["urgency"] == "emergency":  # not imaged here: an emergency assessment
-        suggestions.insert(0, {"label": "Cancel the order: same-day emergency assessment",
-                               "uuid": str(uuid.uuid4()), "isRecommended": True,
+    if assessment["urgency"] in _NOT_IMAGED_HERE:  # a specialist pathway, not this study
+        instead = _NOT_IMAGED_HERE[assessment["urgency"]]
+        suggestions.insert(0, {"label": f"Cancel the order: {instead}",
+                               "uuid": str(uuid.uuid4()), "isRecommended": not suggestions,
                                "actions": [cancel]})
     elif not imaging["indicated"]:
         suggestions.insert(0, {
@@ -259,11 +303,12 @@ def _assumptions(assessment: Mapping[str, Any], changes: Mapping[str, str]) -> s
     if not open_flags:
         return ""
     lines = [f"**Best effort:** the record does not answer {len(open_flags)} red-flag "
-             "questions, so no condition is raised from them. Ask about:"]
+             "questions, and the rating takes none of them as present. Ask about:"]
     for m in open_flags:
         effect = changes.get(m["field"])
         lines.append(f"- {field_label(m['field'])}: {m['why']}"
-                     + (f" **A yes would make this order {effect}.**" if effect else ""))
+                     + (f" **If present, this order would be rated {effect}.**"
+                        if effect else ""))
     return "\n".join(lines)
 
 
@@ -290,29 +335,34 @@ def what_would_change(order: ImagingOrder, presentation: Mapping[str, Any],
 
 def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
                bibliography: Mapping[str, Mapping[str, Any]], qcdsm: str,
-               changes: Mapping[str, str] | None = None,
+               changes: Mapping[str, str] | None = None, sites: list[str] | None = None,
                ) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The card for one order, and its rating as an update action (None when not rated)."""
+    """The card for one order, and its rating as an update action (None when not rated).
+    `sites` are the painful sites the chart holds (all assessed sites when not given)."""
     builder = CardBuilder(assessment, bibliography)
     rater = Rater(assessment, qcdsm)
     site = order.code.region
     reasons = _for_region(builder.reasons(["imaging", "suspected_conditions",
                                            "classification"]), site)
     label = order.code.display
-    why_not = unrated_reason(order.code, assessment)
-    if why_not:
-        detail = f"**Not rated:** {why_not[1]}\n\n" + builder.why(reasons)
-        return builder.card(f"{label}: {why_not[0]}", "info", detail, "imaging", reasons,
-                            site), None
+    sites = sites if sites is not None else [c["site"] for c in assessment["classification"]]
+    why_not = unrated_reason(order.code, assessment, sites)
     procedure = order.code.procedures[0]
-    assumed = _assumptions(assessment, changes or {})
-    if procedure is None:
+    if why_not or procedure is None:
+        # Not rated, or no criteria apply: for an emergency, still the study to order today.
+        extra = _emergency_extra(order, rater)
+        indicator = "critical" if extra else "info"
+        if why_not:
+            detail = f"**Not rated:** {why_not[1]}\n\n" + builder.why(reasons)
+            return builder.card(f"{label}: {why_not[0]}", indicator, detail, "imaging",
+                                reasons, site, **extra), None
         detail = ("**No criteria apply:** the ACR Appropriateness Criteria the service applies "
                   f"do not rate {label.lower()} for low back or hip pain; order by the study "
                   "the criteria name (without contrast, or without and with) where one fits.")
-        card = builder.card(f"{label}: no criteria apply", "info", detail + "\n\n"
-                            + builder.why(reasons), "imaging", reasons, site)
+        card = builder.card(f"{label}: no criteria apply", indicator, detail + "\n\n"
+                            + builder.why(reasons), "imaging", reasons, site, **extra)
         return card, _rating_action(rater, order, None, site)
+    assumed = _assumptions(assessment, changes or {})
     ratings = {p["code"]: p for p in assessment["imaging"]["procedures"]}
     band = ratings[procedure]["rating"]
     context = ", ".join(c["label"] for c in assessment["suspected_conditions"]
@@ -321,9 +371,9 @@ def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
         for c in assessment["classification"] if c["site"] == site)
     imaging = assessment["imaging"]
     lines = [f"**Rating:** {_BAND[band]} ({ratings[procedure]['label']}), ACR Appropriateness "
-             f"Criteria as the assessment applies them.", f"**For:** {context}"]
+             "Criteria, applied to this patient.", f"**For:** {context}"]
     if imaging["indicated"]:
-        lines.append(f"**Timing:** {imaging['timing']}")
+        lines.append(f"**Timing:** {_TIMING[imaging['timing']]}")
     elif imaging.get("reassess_after_weeks"):
         lines.append(f"**Reassess** after {imaging['reassess_after_weeks']} weeks of "
                      "conservative care; imaging then if there is no improvement.")
@@ -344,6 +394,14 @@ def order_card(order: ImagingOrder, assessment: Mapping[str, Any],
                         "\n\n".join(lines) + "\n\n" + builder.why(reasons), "imaging", reasons,
                         site, **extra)
     return card, _rating_action(rater, order, band, site)
+
+
+def _emergency_extra(order: ImagingOrder, rater: Rater) -> dict[str, Any]:
+    """For an emergency that needs imaging today: the suggestion to order the best study."""
+    if rater.assessment["imaging"]["timing"] != "immediate":
+        return {}
+    suggestions = _suggestions(order, None, None, rater)
+    return {"selectionBehavior": "at-most-one", "suggestions": suggestions} if suggestions else {}
 
 
 def _rating_action(rater: Rater, order: ImagingOrder, band: str | None,

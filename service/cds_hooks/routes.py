@@ -7,6 +7,8 @@ part of its indication, so orders with different reasons are assessed apart.
 
 from __future__ import annotations
 
+import copy
+import logging
 import threading
 from collections.abc import Mapping
 from datetime import date
@@ -23,13 +25,20 @@ from .cards import data_needed_card, other_version_card, patient_view_cards, too
 from .discovery import discovery_document, hooks_of
 from .errors import Unauthorized
 from .fetching import PatientRecord, gather
-from .mapping import MappedPresentation, codings, describe, read_chart
+from .mapping import REQUIRED_FIELDS, MappedPresentation, codings, describe, read_chart
 from .metrics import count_cards, count_feedback
-from .ordering import data_needed_order_card, imaging_orders, order_card, what_would_change
+from .ordering import (
+    data_needed_order_card,
+    imaging_orders,
+    older_version_orders,
+    order_card,
+    what_would_change,
+)
 from .schemas import load_feedback, load_hook_request
 from .security import KeyStore, ReplayGuard, TokenVerifier, fetch_https
 from .settings import HookSettings
 
+log = logging.getLogger(__name__)
 blueprint = Blueprint("cds_hooks", __name__)
 _verifier_lock = threading.Lock()
 
@@ -80,8 +89,21 @@ def _today() -> date:
 
 
 def _assess(presentation: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a presentation read from a chart as the REST API does, and assess it."""
-    return current_assessor().assess(load_presentation(presentation))
+    """Validate a presentation read from a chart as the REST API does, and assess it. The
+    mapping only keeps values the registry accepts; should one still be refused, it is left
+    out (unknown) rather than the call failing."""
+    try:
+        return current_assessor().assess(load_presentation(presentation))
+    except ValidationError as error:
+        log.warning("a chart value was refused by the schema", extra={
+            "fields": sorted(error.messages) if isinstance(error.messages, dict) else []})
+        kept = copy.deepcopy(dict(presentation))
+        for path in error.messages if isinstance(error.messages, dict) else []:
+            section, _, name = str(path).partition(".")
+            if path in REQUIRED_FIELDS:
+                raise
+            (kept.get(section) or {}).pop(name, None)
+        return current_assessor().assess(load_presentation(kept))
 
 
 def _positive_answers() -> dict[str, Any]:
@@ -90,10 +112,16 @@ def _positive_answers() -> dict[str, Any]:
     return {entry["field"]: entry["positive"][0] for entry in model.get("findings", [])}
 
 
+def _other_version(record: PatientRecord) -> bool:
+    """The chart is in another FHIR version: some resources in DSTU2 form and no R4
+    Condition read. A stray one in an R4 chart is only noted (fetching does)."""
+    return record.dstu2 > 0 and not record.conditions
+
+
 def _patient_view(hook_request: dict[str, Any]) -> dict[str, Any]:
     record = _chart(hook_request)
     bibliography = current_assessor().catalog.citations
-    if record.dstu2:
+    if _other_version(record):
         return {"cards": [other_version_card(record.dstu2, bibliography)]}
     mapped = read_chart(record.chart, _today())
     notes = record.notes + mapped.notes
@@ -111,10 +139,14 @@ def _order_hook(hook_request: dict[str, Any]) -> dict[str, Any]:
     context = hook_request["context"]
     orders = imaging_orders(context["draft_orders"], context.get("selections"))
     if not orders:
+        older = older_version_orders(context["draft_orders"])
+        if older:
+            bibliography = current_assessor().catalog.citations
+            return {"cards": [other_version_card(older, bibliography)]}
         return {"cards": []}
     record = _chart(hook_request)
     bibliography = current_assessor().catalog.citations
-    if record.dstu2:
+    if _other_version(record):
         return {"cards": [other_version_card(record.dstu2, bibliography)]}
     settings = _settings()
     cards, actions = [], []
@@ -133,7 +165,7 @@ def _order_hook(hook_request: dict[str, Any]) -> dict[str, Any]:
         changes = what_would_change(order, mapped.presentation, assessment,
                                     _positive_answers(), _assess)
         card, action = order_card(order, assessment, bibliography, settings.pama_qcdsm,
-                                  changes)
+                                  changes, mapped.presentation["pain"]["sites"])
         cards.append(card)
         if action is not None:
             actions.append(action)

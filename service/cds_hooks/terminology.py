@@ -79,11 +79,26 @@ HISTORY_FIELDS = frozenset({
     "history.cancer", "history.osteoporosis", "history.prior_spine_surgery",
     "history.prior_hip_fracture_or_dislocation",
     "history.iv_drug_use", "history.long_term_corticosteroids",
-    "history.recent_bacterial_infection", "history.fall", "history.trauma",
     "comorbidities.gi_ulcer_or_bleed", "comorbidities.chronic_kidney_disease",
     "comorbidities.cardiovascular_disease", "comorbidities.heart_failure",
     "comorbidities.nsaid_hypersensitivity",
 })
+
+# Findings about what led up to this episode (a fall or trauma before the pain began, a
+# recent infection): a statement counts when made this episode or up to this many days
+# before it began, never from years before (a fall in 2015 is not this episode's fall).
+EPISODE_START_FIELDS = frozenset({"history.fall", "history.trauma",
+                                  "history.recent_bacterial_infection"})
+EPISODE_LEAD_IN_DAYS = 90
+
+# Findings the contract defines as new: a current Condition that began well before this
+# episode (urinary retention on the problem list since 2015) does not say they are new.
+NEW_FINDINGS = frozenset({"neuro.saddle_anaesthesia", "neuro.urinary_retention",
+                          "neuro.bladder_or_bowel_incontinence"})
+NEW_WITHIN_DAYS = 30
+
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
 
 # Observation.valueCodeableConcept codings that answer a yes/no finding.
 YES_CODES = frozenset({(SNOMED, "52101004"), (SNOMED, "410515003"), (SNOMED, "410605003"),

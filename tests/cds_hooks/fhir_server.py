@@ -31,7 +31,7 @@ SEARCHABLE = ("Condition", "Observation", "MedicationRequest", "AllergyIntoleran
               "ServiceRequest")
 DEFAULT_COUNT = 50
 # Paging and formatting parameters every search accepts besides the type's own.
-_CONTROL = {"_count", "_sort", "_getpagesoffset", "_format"}
+_CONTROL = {"_count", "_sort", "_getpagesoffset", "_format", "_include"}
 _PARAMETERS = {"patient", "code", "category", "clinical-status", "status", "date"}
 _SORTS = {"date", "-date", "recorded-date", "-recorded-date", "authoredon", "-authoredon"}
 # The element paths a `date` search or sort reads, first present wins, per type.
@@ -250,10 +250,25 @@ class FhirTestServer:
         count = _int_param(control, "_count", DEFAULT_COUNT)
         offset = _int_param(control, "_getpagesoffset", 0)
         page = found[offset:offset + count]
+        entry = [{"fullUrl": f"{self.base_url}/{resource_type}/{r['id']}",
+                  "resource": r, "search": {"mode": "match"}} for r in page]
+        if control.get("_include") == "MedicationRequest:medication":
+            entry += self._included_medications(page)
         return {"resourceType": "Bundle", "type": "searchset", "total": len(found),
                 "link": self._links(resource_type, params, offset, count, len(found)),
-                "entry": [{"fullUrl": f"{self.base_url}/{resource_type}/{r['id']}",
-                           "resource": r, "search": {"mode": "match"}} for r in page]}
+                "entry": entry}
+
+    def _included_medications(self, page: list[Resource]) -> list[Resource]:
+        """`_include=MedicationRequest:medication`: the Medications the page refers to."""
+        found = {}
+        for request in page:
+            reference = (request.get("medicationReference") or {}).get("reference", "")
+            if reference.startswith("Medication/"):
+                medication = self.store.read("Medication", reference.split("/", 1)[1])
+                if medication is not None:
+                    found[reference] = medication
+        return [{"fullUrl": f"{self.base_url}/{ref}", "resource": medication,
+                 "search": {"mode": "include"}} for ref, medication in found.items()]
 
     def _links(self, resource_type: str, params: list[tuple[str, str]], offset: int,
                count: int, total: int) -> list[dict[str, str]]:

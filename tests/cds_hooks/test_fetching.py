@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import defaultdict
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -83,7 +84,8 @@ def test_the_prefetch_templates_are_bounded_searches_an_ehr_can_answer():
     assert "http://loinc.org|39156-5" in PREFETCH["measurements"]  # BMI
     assert "39156-5" not in PREFETCH["observations"]
     assert PREFETCH["medications"] == ("MedicationRequest?patient={{context.patientId}}"
-                                       "&status=active&_count=100")
+                                       "&status=active&_include=MedicationRequest:medication"
+                                       "&_count=100")
     for key, template in PREFETCH.items():
         assert key == "patient" or "&_count=" in template, key
 
@@ -125,10 +127,10 @@ def test_missing_prefetch_is_read_from_the_fhir_server_with_the_access_token(hoo
     paths = [path for path, _ in fhir_server.calls]
     assert paths[0] == f"/fhir/Patient/{PATIENT_ID}"
     assert paths[1].startswith(f"/fhir/Condition?patient={PATIENT_ID}&clinical-status=active")
-    # Asked for itself, the service bounds the observations by date too.
+    # Asked for itself, the service runs the discovery document's bounded searches.
     observations = [p for p in paths if p.startswith("/fhir/Observation")]
     assert len(observations) == 2  # findings, and measurements
-    assert all("&_sort=-date&_count=" in p and "&date=ge" in p for p in observations)
+    assert all("&_sort=-date&_count=" in p for p in observations)
     assert {auth for _, auth in fhir_server.calls} == {f"Bearer {TOKEN}"}
 
 
@@ -179,21 +181,41 @@ def test_a_prefetched_patient_other_than_the_context_is_412(hooks):
     assert hooks.post(URL, json=hook_request("patient-view", prefetch)).status_code == 412
 
 
-def test_only_each_findings_latest_day_is_parsed():
+def test_only_each_findings_latest_usable_day_is_parsed():
     from datetime import timedelta
 
-    from service.cds_hooks.fetching import latest_statements
+    from service.cds_hooks.fetching import parse_latest
 
-    def obs(code: str, system: str, day: int, value: dict[str, Any]) -> dict[str, Any]:
-        return {"resourceType": "Observation", "status": "final",
+    made = iter(range(100))
+
+    def obs(code: str, system: str, day: int, **value: Any) -> dict[str, Any]:
+        return {"resourceType": "Observation", "id": f"obs-{next(made)}",
+                "status": value.pop("status", "final"),
                 "code": {"coding": [{"system": system, "code": code}]},
+                "subject": {"reference": f"Patient/{PATIENT_ID}"},
                 "effectiveDateTime": (TODAY - timedelta(days=day)).isoformat(), **value}
 
-    bmi = [obs("39156-5", "http://loinc.org", day, {"valueQuantity": {"value": 20 + day}})
-           for day in (400, 30, 2, 2)]
-    fall = obs("history.fall", FIELD_SYSTEM, 900, {"valueBoolean": True})  # history: kept
-    kept = latest_statements([*bmi, fall])
-    assert kept == [bmi[2], bmi[3], fall]
+    bmi = [obs("39156-5", "http://loinc.org", day, valueQuantity={
+        "value": 20 + i, "code": "kg/m2", "system": "http://unitsofmeasure.org"})
+        for i, day in enumerate((400, 30, 2, 2))]
+    for i, resource in enumerate(bmi):
+        resource["id"] = f"bmi-{i}"
+    fall = obs("history.prior_spine_surgery", FIELD_SYSTEM, 900, valueBoolean=True)  # history
+    saddle = "neuro.saddle_anaesthesia"
+    older_yes = obs(saddle, FIELD_SYSTEM, 5, valueBoolean=True)
+    # Newer statements that say nothing must not hide it.
+    noise = [obs(saddle, FIELD_SYSTEM, 3, valueBoolean=False, status="entered-in-error"),
+             obs(saddle, FIELD_SYSTEM, 2, valueString="no"),
+             obs(saddle, FIELD_SYSTEM, 1, valueBoolean="no"),
+             {**obs(saddle, FIELD_SYSTEM, 1, valueBoolean=False),
+              "subject": {"reference": "Patient/someone-else"}}]
+    skipped: dict[str, int] = defaultdict(int)
+    kept = parse_latest([*bmi, fall, older_yes, *noise], PATIENT_ID, skipped)
+    ids = {o.id for o in kept}
+    assert {bmi[2]["id"], bmi[3]["id"], fall["id"], older_yes["id"]} <= ids
+    assert bmi[0]["id"] not in ids and bmi[1]["id"] not in ids  # older repeats: not parsed
+    assert skipped == {"could not be read as FHIR R4 and were ignored": 1,
+                       "about another patient were ignored": 1}
 
 
 def test_fhir_reads_stop_when_the_calls_time_budget_is_spent(app, monkeypatch):

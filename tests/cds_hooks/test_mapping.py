@@ -268,10 +268,45 @@ def test_a_later_no_replaces_an_earlier_yes_within_the_episode():
 
 
 def test_a_history_finding_once_recorded_stands_against_a_later_no():
-    fall = field("history.fall")
-    mapped = record_with(observation(fall, {"valueBoolean": True}, TODAY - timedelta(days=5)),
-                         observation(fall, {"valueBoolean": False}, TODAY))
-    assert value(mapped, "history.fall") is True
+    surgery = field("history.prior_spine_surgery")
+    mapped = record_with(observation(surgery, {"valueBoolean": True}, TODAY - timedelta(
+        days=3000)), observation(surgery, {"valueBoolean": False}, TODAY))
+    assert value(mapped, "history.prior_spine_surgery") is True
+
+
+def test_what_led_up_to_this_episode_counts_only_from_shortly_before_it():
+    fall, trauma = field("history.fall"), field("history.trauma")
+    major = {"valueCodeableConcept": {"coding": [{"system": FIELD_SYSTEM.replace(
+        "presentation-field", "presentation-answer"), "code": "major"}]}}
+    years_ago = record_with(observation(fall, {"valueBoolean": True}, ONSET - timedelta(
+        days=4000)), observation(trauma, major, ONSET - timedelta(days=4000)))
+    assert value(years_ago, "history.fall") is None  # a fall in 2015 is not this one's
+    assert value(years_ago, "history.trauma") is None
+    just_before = record_with(observation(fall, {"valueBoolean": True}, ONSET - timedelta(
+        days=3)))
+    assert value(just_before, "history.fall") is True
+
+
+def test_a_sphincter_problem_on_record_long_before_the_episode_is_not_read_as_new():
+    retention = sct("267064002")
+    old = record_with(condition(retention, onset=(ONSET - timedelta(days=4000)).isoformat()))
+    assert value(old, "neuro.urinary_retention") is None
+    assert any("not read as new" in note for note in old.notes)
+    new = record_with(condition(retention, onset=(ONSET + timedelta(days=2)).isoformat()))
+    assert value(new, "neuro.urinary_retention") is True
+    undated = record_with(condition(retention))  # no onset: it may be new, so it counts
+    assert value(undated, "neuro.urinary_retention") is True
+
+
+def test_a_fractional_value_of_a_whole_number_field_is_dropped_with_a_note():
+    severity = observation({"coding": [{"system": LOINC, "code": "72514-3"}]},
+                           {"valueQuantity": {"value": 7.5, "code": "{score}",
+                                              "system": "http://unitsofmeasure.org"}}, TODAY)
+    whole = observation({"coding": [{"system": LOINC, "code": "72514-3"}]},
+                        {"valueQuantity": {"value": 7.0, "code": "{score}",
+                                           "system": "http://unitsofmeasure.org"}}, TODAY)
+    assert value(record_with(severity), "pain.severity") is None
+    assert value(record_with(whole), "pain.severity") == 7
 
 
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
@@ -355,3 +390,19 @@ def test_the_orders_reason_is_read_as_its_indication():
     reason = CodeableConcept.model_validate(coded(ICD, "M16.12"))  # osteoarthritis, left hip
     mapped = chart_with(reasons=[reason])
     assert mapped.presentation["pain"]["sites"] == ["low_back", "hip"]
+
+
+@pytest.mark.parametrize(("clinical", "verification", "expected"), [
+    ("active", "confirmed", True), ("inactive", "confirmed", None),
+    ("resolved", "confirmed", None), ("active", "refuted", None),
+    ("active", "entered-in-error", None),
+])
+def test_an_allergys_statuses_are_read(clinical, verification, expected):
+    system = "http://terminology.hl7.org/CodeSystem/allergyintolerance-"
+    allergy = AllergyIntolerance.model_validate({
+        "resourceType": "AllergyIntolerance", "id": "a",
+        "clinicalStatus": coded(f"{system}clinical", clinical),
+        "verificationStatus": coded(f"{system}verification", verification),
+        "code": coded(RXNORM, "5640"), "patient": {"reference": f"Patient/{PATIENT_ID}"}})
+    assert value(chart_with(allergies=[allergy]),
+                 "comorbidities.nsaid_hypersensitivity") is expected

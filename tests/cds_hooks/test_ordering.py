@@ -97,7 +97,7 @@ def test_mri_for_suspected_cauda_equina_is_appropriate_and_asked_for_today(hooks
     [card] = body["cards"]
     assert card["indicator"] == "critical"  # an emergency: imaging today
     assert "usually appropriate for Cauda equina syndrome" in card["summary"]
-    assert "**Timing:** immediate" in card["detail"]
+    assert "**Timing:** today (same day)" in card["detail"]
     # The order is the right study, but not yet stat: the one suggestion makes it so.
     [stat] = card["suggestions"]
     [update] = stat["actions"]
@@ -141,11 +141,11 @@ def test_open_red_flag_screens_give_a_best_effort_rating_that_says_what_would_ch
     assert "does not answer 19 red-flag questions" in card["detail"]
     # A yes to saddle anaesthesia raises cauda equina syndrome: MRI today.
     assert ("- Saddle anaesthesia: " in card["detail"]
-            and "A yes would make this order usually appropriate." in card["detail"])
+            and "If present, this order would be rated usually appropriate." in card["detail"])
 
 
 @pytest.mark.parametrize(("code", "summary"), [
-    ("30687-8", "MR Hip WO contrast: not rated, no hip pain is assessed"),
+    ("30687-8", "MR Hip WO contrast: not rated, no hip pain is on record"),
     ("24968-0", "MR Lumbar spine: not rated, the contrast is not stated"),
 ])
 def test_orders_the_assessment_does_not_rate_are_not_rated(hooks, code, summary):
@@ -222,3 +222,36 @@ def test_every_code_of_the_table_names_procedures_of_the_vocabulary():
         assert all(("hip" in p) == (entry.region == "hip") for p in named), entry
     # Every procedure can be suggested as an alternative, in CPT or else LOINC.
     assert all(preferred_code(p, CPT) for p in procedures)
+
+
+@pytest.mark.parametrize("code", ["72100", "72149"])  # X-ray; MRI with contrast only
+def test_an_emergency_gets_the_study_to_order_today_whatever_was_ordered(hooks, code):
+    body = order(hooks, "V03-saddle-anaesthesia", imaging_order(code, system=CPT))
+    [card] = body["cards"]
+    assert card["indicator"] == "critical"
+    assert "no low back pain" not in card["summary"]
+    [stat] = card["suggestions"]
+    [update] = stat["actions"]
+    assert update["type"] == "update" and update["resource"]["priority"] == "stat"
+    assert pama(update["resource"])[PAMA_RATING_SYSTEM] == "appropriate"
+
+
+def test_an_urgent_non_spinal_cause_is_not_sent_to_conservative_care(hooks):
+    presentation = copy.deepcopy(VIGNETTES["V01-acute-nonspecific"]["presentation"])
+    presentation.setdefault("associated", {})["abdominal_pain"] = True
+    body = order(hooks, "V01-acute-nonspecific", imaging_order(MRI_LUMBAR),
+                 presentation=presentation)
+    [card] = body["cards"]
+    labels = [s["label"] for s in card.get("suggestions", [])]
+    assert "Cancel the order and start conservative care" not in labels
+
+
+def test_ct_with_iv_contrast_is_not_rated_where_a_serious_cause_is_suspected(hooks):
+    # No variant of the brief's table rates it for suspected cancer or infection; only the
+    # no-red-flag pathways say it is not appropriate.
+    presentation = copy.deepcopy(VIGNETTES["V01-acute-nonspecific"]["presentation"])
+    presentation.setdefault("history", {})["cancer"] = True
+    body = order(hooks, "V01-acute-nonspecific", imaging_order("72132", system=CPT),
+                 presentation=presentation)
+    [card] = body["cards"]
+    assert "not rated" in card["summary"] and "systemActions" not in body

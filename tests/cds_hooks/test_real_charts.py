@@ -127,7 +127,7 @@ def test_back_pain_and_hip_osteoarthritis_are_both_assessed(ehr, server):
     assert "Where it hurts: low back (or buttock), hip (or groin)" in card["detail"]
     assert "Radiograph, hip and pelvis" in section(card, "Imaging")
     # The chart says where it hurts, not how the hip pain presents: asked, not assumed.
-    assert "`pain.hip_region`" in section(card, "Not yet known")
+    assert "Where hip pain is felt" in section(card, "Not recorded in the chart")
 
 
 def test_a_provisional_cauda_equina_diagnosis_is_an_emergency_with_an_mri_to_order(ehr):
@@ -308,3 +308,66 @@ def test_a_dstu2_record_gets_a_card_saying_r4_is_needed(ehr):
     assert response.status_code == 200
     [card] = response.json["cards"]
     assert "FHIR DSTU2" in card["summary"] and "FHIR R4" in card["summary"]
+
+
+def test_one_stray_old_style_condition_does_not_hide_an_emergency(ehr):
+    resources = load_fixture(1)
+    back = next(r for r in resources if r["resourceType"] == "Condition")
+    ces = copy.deepcopy(back)
+    ces.update(id="ces", code={"coding": [coding(SNOMED, "192970008")]},
+               onsetDateTime="2026-11-30")
+    stray = copy.deepcopy(back)
+    stray.update(id="stray", clinicalStatus="active")  # plain-text status, as in DSTU2
+    with FhirTestServer([*resources, ces]) as server:
+        service = discovery(ehr, "msk-assessment", "patient-view")
+        request = patient_view_request(server.base_url, "synthea-1", discovery_service=service)
+        request["prefetch"]["conditions"]["entry"].append({"resource": stray})
+        cards = ehr.post(ASSESS, json=request).json["cards"]
+    assert cards[0]["indicator"] == "critical"
+    assert "1 current conditions in FHIR DSTU2 or STU3 form were ignored" in cards[-1]["detail"]
+
+
+def test_imaging_ordered_as_a_stu3_procedure_request_gets_a_card(ehr):
+    order = {"resourceType": "ProcedureRequest", "id": "p1", "status": "draft",
+             "intent": "order", "code": {"coding": [coding(CPT, "72148")]},
+             "subject": {"reference": "Patient/synthea-1"}}
+    request = {"hook": "order-select", "hookInstance": "x", "context": {
+        "userId": "Practitioner/1", "patientId": "synthea-1", "selections": ["ProcedureRequest/p1"],
+        "draftOrders": {"resourceType": "Bundle", "entry": [{"resource": order}]}}}
+    [card] = ehr.post(IMAGING, json=request).json["cards"]
+    assert "reads FHIR R4" in card["summary"]
+
+
+@pytest.mark.parametrize("how", ["included", "contained"])
+def test_warfarin_named_by_reference_is_read_as_an_anticoagulant(ehr, how):
+    resources = load_fixture(2)  # 88, warfarin and naproxen
+    warfarin = next(r for r in resources if r["resourceType"] == "MedicationRequest"
+                    and r["medicationCodeableConcept"]["coding"][0]["code"] == "855332")
+    medication = {"resourceType": "Medication", "id": "warfarin-5",
+                  "code": warfarin.pop("medicationCodeableConcept")}
+    if how == "included":
+        warfarin["medicationReference"] = {"reference": "Medication/warfarin-5"}
+        resources.append(medication)
+    else:
+        warfarin["contained"] = [medication]
+        warfarin["medicationReference"] = {"reference": "#warfarin-5"}
+    with FhirTestServer(resources) as server:
+        [card] = patient_view(ehr, server, "synthea-2")
+    assert "Takes an anticoagulant: yes (MedicationRequest" in card["detail"]
+    assert "NSAID" not in section(card, "First-line plan")
+
+
+def test_an_allergy_to_the_nsaid_the_service_would_suggest_is_read(ehr):
+    resources = load_fixture(1)
+    resources.append({
+        "resourceType": "AllergyIntolerance", "id": "naproxen-allergy",
+        "clinicalStatus": {"coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical",
+            "code": "active"}]},
+        "code": {"coding": [coding("http://www.nlm.nih.gov/research/umls/rxnorm", "7258",
+                                   "Naproxen")]},
+        "patient": {"reference": "Patient/synthea-1"}})
+    with FhirTestServer(resources) as server:
+        [card] = patient_view(ehr, server, "synthea-1")
+    assert "NSAID hypersensitivity: yes (AllergyIntolerance: Naproxen)" in card["detail"]
+    assert "NSAID" not in section(card, "First-line plan")
