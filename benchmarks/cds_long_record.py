@@ -62,7 +62,7 @@ def main() -> None:
                          "prefetch": prefetched["prefetch"], "fhir_server": server.base_url},
                         settings)
         presentation = read_chart(record.chart, NOW.date()).presentation
-        urls = [search_url(FhirClient(server.base_url, None, 5), key, "long-bench", NOW.date())
+        urls = [search_url(FhirClient(server.base_url, None, 5), key, "long-bench")
                  for key in PREFETCH]
 
         def searches() -> None:
