@@ -287,7 +287,9 @@ def _suggestions(order: ImagingOrder, procedure: str | None, band: str | None,
         suggestions.insert(0, {"label": f"Cancel the order: {instead}",
                                "uuid": str(uuid.uuid4()), "isRecommended": not suggestions,
                                "actions": [cancel]})
-    elif not imaging["indicated"]:
+    elif not imaging["indicated"] or not any(
+            p["rating"] != "usually_not_appropriate" for p in imaging["procedures"]
+            if region(p["code"]) == order.code.region):  # no imaging, or none of this region
         suggestions.insert(0, {
             "label": "Cancel the order and start conservative care",
             "uuid": str(uuid.uuid4()), "isRecommended": True,

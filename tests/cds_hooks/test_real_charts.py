@@ -371,3 +371,11 @@ def test_an_allergy_to_the_nsaid_the_service_would_suggest_is_read(ehr):
         [card] = patient_view(ehr, server, "synthea-1")
     assert "NSAID hypersensitivity: yes (AllergyIntolerance: Naproxen)" in card["detail"]
     assert "NSAID" not in section(card, "First-line plan")
+
+
+def test_a_lumbar_order_is_cancelled_for_conservative_care_though_the_hip_is_imaged(ehr, server):
+    # synthea-4: back pain and hip osteoarthritis; a hip radiograph is indicated, no lumbar
+    # study is: the lumbar CT still gets the conservative-care suggestion.
+    request = pama_order_select_request(server.base_url, "synthea-4", "72131", ["279039007"])
+    [card] = ehr.post(IMAGING, json=request).json["cards"]
+    assert card["suggestions"][0]["label"] == "Cancel the order and start conservative care"
