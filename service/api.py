@@ -48,18 +48,19 @@ def create_assessments_batch() -> Response:
     """Assess up to MAX_BATCH_ITEMS presentations; each item succeeds or fails on its own."""
     # One batch at a time per worker process: a full traced batch holds ~90 MB and seconds
     # of CPU, and several at once would starve the worker's other requests.
+    # The body is read first: a slow upload must not hold the slot others are refused for.
+    request.max_content_length = current_app.config["MAX_BATCH_BODY_BYTES"]
+    body = read_json_body("batch")
     slot = current_app.extensions["batch_slot"]
     if not slot.acquire(blocking=False):
         raise BatchBusy("Another batch is being assessed by this worker; retry shortly.")
     try:
-        return _assess_batch()
+        return _assess_batch(body)
     finally:
         slot.release()
 
 
-def _assess_batch() -> Response:
-    request.max_content_length = current_app.config["MAX_BATCH_BODY_BYTES"]
-    body = read_json_body("batch")
+def _assess_batch(body: Any) -> Response:
     limit = current_app.config["MAX_BATCH_ITEMS"]
     items = body.get("presentations") if isinstance(body, dict) else None
     unknown = sorted(set(body) - {"presentations"}) if isinstance(body, dict) else []

@@ -84,6 +84,8 @@ def problem(status: int, slug: str, title: str, detail: str,
 
 # Refusals of a request body before the engine runs, counted for the operators.
 _VALIDATION_STATUSES = (400, 413, 415, 422)
+_LOGGED_FRAMES = 12
+_LOGGED_FRAME_CHARS = 4000
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -117,7 +119,9 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception) -> Response:
         # The message of an exception may quote the patient's data (durable-rules quotes
         # whole facts), so only its type and the stack frames are logged.
-        frames = "".join(traceback.format_tb(error.__traceback__))
+        # The innermost frames, bounded: a deep recursion would otherwise log megabytes.
+        frames = "".join(traceback.format_tb(error.__traceback__, limit=-_LOGGED_FRAMES))
+        frames = frames[-_LOGGED_FRAME_CHARS:]
         log.error("unhandled %s", type(error).__name__,
                   extra={"request_id": request_id(), "frames": frames})
         return problem(500, "internal-error", "Internal Server Error",

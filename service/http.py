@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from flask import current_app, request
+from gunicorn.http.errors import ParseException as ServerParseError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
@@ -45,6 +46,11 @@ def read_json_body(what: str) -> Any:
         raise MalformedJSON("The body holds a number too long to read.") from error
 
 
+# What reading a body can raise when the client sent it badly: gunicorn's parse errors (bad
+# chunk sizes, missing terminators) and the OSError of a body cut short.
+_UNREADABLE = (ServerParseError, OSError, ValueError)
+
+
 def _read_body() -> bytes:
     """Read the whole body, refusing one over the limit even when it arrives chunked.
 
@@ -52,18 +58,22 @@ def _read_body() -> bytes:
     Without (chunked), Werkzeug silently stops at the limit, which would read a truncated
     body; the server-terminated stream is read here up to one byte past the limit instead.
     """
-    if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-        return request.get_data(cache=False)
-    limit = request.max_content_length
-    stream = request.environ["wsgi.input"]
-    chunks: list[bytes] = []
-    size = 0
-    while size <= limit:
-        chunk = stream.read(limit + 1 - size)
-        if not chunk:
-            break
-        chunks.append(chunk)
-        size += len(chunk)
+    try:
+        if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+            return request.get_data(cache=False)
+        limit = request.max_content_length
+        stream = request.environ["wsgi.input"]
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            chunk = stream.read(limit + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except _UNREADABLE as error:  # a malformed chunked body, a client gone mid-body
+        raise MalformedJSON("The body could not be read: its transfer encoding is "
+                            "malformed or it ended early.") from error
     if size > limit:
         raise RequestEntityTooLarge()
     return b"".join(chunks)

@@ -111,6 +111,9 @@ def metrics_response() -> Response:
     return Response(body, content_type=CONTENT_TYPE_LATEST)
 
 
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+
+
 def request_id() -> str:
     return g.get("request_id", "-")
 
@@ -129,10 +132,13 @@ def install_request_observers(app: Flask, ruleset_version: str) -> None:
         response.headers[REQUEST_ID_HEADER] = request_id()
         duration = time.perf_counter() - g.get("started", time.perf_counter())
         route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-        REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        LATENCY.labels(request.method, route).observe(duration)
+        # A client can send any method name: outside HTTP's own set it is "other", so
+        # invented methods cannot grow the metrics or put their text in the logs.
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
+        LATENCY.labels(method, route).observe(duration)
         fields: dict[str, Any] = {
-            "request_id": request_id(), "method": request.method, "route": route,
+            "request_id": request_id(), "method": method, "route": route,
             "status": response.status_code, "duration_ms": round(duration * 1000, 2),
             "ruleset_version": ruleset_version,
         }

@@ -378,7 +378,8 @@ def _parsed(resource: dict[str, Any], key: str, patient_id: str,
         if not _plain_json_values(resource):
             raise ValueError("a coercible primitive")
         parsed = _MODELS[key].model_validate(_what_is_read(resource))
-    except ValueError:  # pydantic's ValidationError is one
+    except (ValueError, RecursionError):  # pydantic's ValidationError is a ValueError;
+        # an extension nested hundreds deep exhausts the validator's recursion
         skipped["could not be read as FHIR R4 and were ignored"] += 1
         return None
     if not _about(parsed, patient_id):
@@ -448,7 +449,7 @@ def _read_patient(value: dict[str, Any], patient_id: str, record: PatientRecord)
         raise _FetchFailed("not a Patient")
     try:
         patient = Patient.model_validate(_what_is_read(value))
-    except ValidationError:
+    except (ValidationError, RecursionError):
         record.notes.append("the Patient could not be read as FHIR R4")
         return
     if patient.id != patient_id:

@@ -89,7 +89,7 @@ def imaging_orders(draft_orders: Mapping[str, Any],
             continue
         try:
             order = ServiceRequest.model_validate(resource)
-        except ValidationError:
+        except (ValidationError, RecursionError):
             continue  # not readable as an R4 ServiceRequest: not ours to rate
         if selections is not None and f"ServiceRequest/{order.id}" not in selections:
             continue

@@ -174,6 +174,10 @@ class TokenVerifier:
             raise Unauthorized("audience") from None
         except jwt.PyJWTError:
             raise Unauthorized("invalid") from None
+        # PyJWT accepts a numeric string for exp and iat; a NumericDate is a JSON number.
+        if any(not isinstance(claims[name], int | float) or isinstance(claims[name], bool)
+               for name in ("exp", "iat")):
+            raise Unauthorized("invalid")
         if claims["exp"] > time.time() + MAX_TOKEN_LIFETIME_SECONDS + CLOCK_SKEW_SECONDS:
             raise Unauthorized("lifetime")
         if not isinstance(claims["jti"], str) or not self.replay.first_use(

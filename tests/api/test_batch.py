@@ -107,3 +107,15 @@ def test_a_second_batch_in_the_same_worker_is_told_to_retry(client, app):
     assert response.content_type == "application/problem+json"
     assert response.headers["Retry-After"] == "5"
     assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 200
+
+
+def test_the_batch_slot_is_taken_only_once_the_body_is_read(client, app):
+    """A slow or broken upload is refused for itself; it never holds, or waits on, the slot
+    other batches need (before, it was told 429 while its body was still unread)."""
+    slot = app.extensions["batch_slot"]
+    assert slot.acquire(blocking=False)
+    try:
+        response = client.post(BATCH, data=b"{not json", content_type="application/json")
+    finally:
+        slot.release()
+    assert response.status_code == 400

@@ -95,3 +95,19 @@ def test_recycled_workers_keep_their_counts_and_leave_no_files(tmp_path):
     # at most: the live workers' files and one archive per kind
     assert len(files) <= 2 * 3 + 2, files
     assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
+
+
+def test_a_malformed_chunked_body_is_a_400_not_a_500(server):
+    import socket
+    from urllib.parse import urlsplit
+    host, port = urlsplit(server.url).hostname, urlsplit(server.url).port
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"POST /v1/assessments HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+                     b"Connection: close\r\n\r\nzz\r\n{}\r\n0\r\n\r\n")
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    status_line = answer.split(b"\r\n", 1)[0]
+    assert b" 500 " not in status_line
+    assert status_line.split()[1] in (b"400", b"411", b"413")

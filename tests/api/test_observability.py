@@ -173,3 +173,33 @@ def test_the_leak_check_ignores_log_timestamps_and_worker_pids():
              "[2026-12-01 21:04:59 +0000] [1234] [INFO] Booting worker with pid: 1234\n")
     assert leaks(clean) == []
     assert leaks(clean + '"age": 419') == ["419"]
+
+
+def test_invented_methods_are_other_in_metrics_and_logs(client, capfd):
+    for i in range(20):
+        client.open("/healthz", method=f"BREW{i}")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "BREW" not in text
+    assert 'method="other"' in text
+    assert "BREW" not in capfd.readouterr().err
+
+
+def test_the_frames_of_an_unexpected_error_are_logged_bounded(capfd, monkeypatch):
+    app = create_app()
+    assessor = app.extensions["assessor"]
+
+    # Two functions in turn: traceback folds a frame repeated in a row, not a cycle.
+    def ping(presentation, depth=300):
+        if not depth:
+            raise RuntimeError("deep")
+        return pong(presentation, depth - 1)
+
+    def pong(presentation, depth):
+        return ping(presentation, depth)
+
+    monkeypatch.setattr(assessor, "assess", ping)
+    response = app.test_client().post("/v1/assessments", json=MINIMAL)
+    assert response.status_code == 500
+    line = next(entry for entry in capfd.readouterr().err.splitlines()
+                if "unhandled RuntimeError" in entry)
+    assert len(line) < 6000  # 300 frames would be about 40 KB

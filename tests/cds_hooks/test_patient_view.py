@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -161,3 +162,15 @@ def test_unreadable_resources_are_reported_on_the_card(hooks):
     detail = response.json["cards"][0]["detail"]
     assert "1 observations could not be read as FHIR R4" in detail
     assert "1 observations about another patient were ignored" in detail
+
+
+def test_an_extension_nested_hundreds_deep_costs_only_its_resource(hooks):
+    prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
+    nested: dict[str, Any] = {"url": "https://x.example/leaf", "valueString": "x"}
+    for _ in range(150):
+        nested = {"url": "https://x.example/e", "extension": [nested]}
+    condition = prefetch["conditions"]["entry"][0]["resource"]
+    condition["code"]["coding"][0]["extension"] = [nested]
+    body = json.dumps(hook_request("patient-view", prefetch))  # deeper than orjson encodes
+    response = hooks.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 200  # was a RecursionError: 500

@@ -124,6 +124,9 @@ def test_an_hmac_token_is_refused_even_keyed_with_the_public_key(secured, keys):
     {"iss": "https://stranger.example.org"},
     {"exp": int(time.time()) + 3600},  # lives longer than ten minutes
     {"jti": None},
+    # Numeric strings, which PyJWT lets through: a NumericDate is a number (was a 500).
+    {"exp": str(int(time.time()) + 300)},
+    {"iat": str(int(time.time()))},
 ])
 def test_claims_outside_the_policy_are_refused(secured, keys, change):
     payload = {k: v for k, v in claims(**change).items() if v is not None}
