@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--observations", type=int, default=3000)
     args = parser.parse_args()
     app = create_app()
-    settings = HookSettings(clock=lambda: NOW)
+    settings = HookSettings(clock=lambda: NOW, fhir_servers=("http://127.0.0.1",))
     app.extensions["cds_hooks"] = settings
     client = app.test_client()
     resources = long_followed_patient("long-bench", observations=args.observations)

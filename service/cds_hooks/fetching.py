@@ -198,9 +198,18 @@ class FhirClient:
         return data
 
 
-def _client(hook_request: Mapping[str, Any], settings: HookSettings) -> FhirClient | None:
+def _client(hook_request: Mapping[str, Any], settings: HookSettings, issuer: str | None,
+            record: PatientRecord) -> FhirClient | None:
+    """A client of the call's fhirServer, only if the service may read it (never a server
+    a caller merely names: the access token would go there, and the service's own network
+    with it)."""
     server = hook_request.get("fhir_server")
     if not server or (settings.auth and not server.startswith("https://")):
+        return None
+    if not settings.may_read(server, issuer):
+        log.info("fhir server not allowed")  # the URL itself is the caller's: not logged
+        record.notes.append("the FHIR server this call names is not one the service is "
+                            "configured to read, so nothing was read from it")
         return None
     token = (hook_request.get("fhir_authorization") or {}).get("access_token")
     return FhirClient(server, token, settings.fhir_timeout_seconds, settings.fhir_budget_seconds)
@@ -462,12 +471,13 @@ def search_url(client: FhirClient, key: str, patient_id: str) -> str:
     return client.base_url + PREFETCH[key].replace(_PATIENT_TOKEN, quote(patient_id, safe=""))
 
 
-def gather(hook_request: Mapping[str, Any], settings: HookSettings) -> PatientRecord:
+def gather(hook_request: Mapping[str, Any], settings: HookSettings,
+           issuer: str | None = None) -> PatientRecord:
     """Read the resources every key of PREFETCH asks for; 412 when a required one is lacking."""
     patient_id = hook_request["context"]["patient_id"]
     prefetch = hook_request.get("prefetch") or {}
-    client = _client(hook_request, settings)
     record = PatientRecord()
+    client = _client(hook_request, settings, issuer, record)
     for key in PREFETCH:
         value = prefetch.get(key, ...)
         if value is None:
@@ -486,9 +496,11 @@ def gather(hook_request: Mapping[str, Any], settings: HookSettings) -> PatientRe
         except _FetchFailed as error:
             log.info("prefetch unavailable", extra={"prefetch_key": key, "cause": str(error)})
             if key in REQUIRED:
+                refused = hook_request.get("fhir_server") and client is None
                 raise PreconditionFailed(
                     f"The {key} prefetch is missing and could not be read from the FHIR "
-                    "server.") from None
+                    "server." + (" The FHIR server the call names is not one this service "
+                                 "is configured to read." if refused else "")) from None
             record.notes.append(f"the {_NOUNS[key]} could not be read, so findings they hold "
                                 "are unknown")
     return record

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -66,7 +66,8 @@ def _authenticate() -> Response | None:
         return None
     try:
         audience = f"{settings.public_url}{request.path}" if settings.public_url else None
-        _verifier(settings).verify(request.headers.get("Authorization"), audience)
+        claims = _verifier(settings).verify(request.headers.get("Authorization"), audience)
+        g.cds_issuer = claims.get("iss")  # whose FHIR servers this call may name
     except Unauthorized:
         response = Response(status=401, headers={"WWW-Authenticate": "Bearer"})
         del response.headers["Content-Type"]
@@ -81,7 +82,7 @@ def discovery() -> Response:
 
 
 def _chart(hook_request: dict[str, Any]) -> PatientRecord:
-    return gather(hook_request, _settings())
+    return gather(hook_request, _settings(), g.get("cds_issuer"))
 
 
 def _today() -> date:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from ..config import ConfigError
@@ -49,9 +50,45 @@ class HookSettings:
     # CDS mechanism this deployment is part of. G1011 is CMS's "qualified tool not otherwise
     # specified"; a deployment sets its own.
     pama_qcdsm: str = "G1011"
+    # The FHIR servers a call's `fhirServer` may name for the service to read (and send the
+    # call's access token to): base URLs, or `scheme://host` for any port of that host. With
+    # authentication on, only those of the verified token's issuer (`issuer_fhir_servers`).
+    # Nothing else is ever fetched: not a server a caller names, not a private address.
+    fhir_servers: tuple[str, ...] = ()
+    issuer_fhir_servers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     clock: Callable[[], datetime] = _utc_now
     # How a JWK Set is fetched from an https URL; None: a plain GET (tests pass their own).
     jwks_fetch: Callable[[str], bytes] | None = None
+
+
+    def may_read(self, server: str, issuer: str | None) -> bool:
+        """Whether the service may read from this FHIR server for this call."""
+        allowed = self.issuer_fhir_servers.get(issuer or "", ()) if self.auth else self.fhir_servers
+        return any(_serves(entry, server) for entry in allowed)
+
+
+def _serves(entry: str, server: str) -> bool:
+    """`server` is `entry` (a base URL) or below it; an entry without a port or path names
+    every port of its host."""
+    want, got = urlsplit(entry), urlsplit(server)
+    if want.scheme != got.scheme or (want.hostname or "") != (got.hostname or ""):
+        return False
+    if want.port is not None and want.port != got.port:
+        return False
+    base = want.path.rstrip("/")
+    return got.path == base or got.path.startswith(base + "/") or not base
+
+
+def _servers(name: str, values: Any) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = [v.strip() for v in values.split(",") if v.strip()]
+    if not isinstance(values, list):
+        raise ConfigError(f"{name} must list FHIR server base URLs")
+    for value in values:
+        parts = urlsplit(value) if isinstance(value, str) else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(f"{name}: {value!r} is not an http(s) base URL")
+    return tuple(value.rstrip("/") for value in values)
 
 
 def _bool_env(name: str, raw: str) -> bool:
@@ -63,20 +100,30 @@ def _bool_env(name: str, raw: str) -> bool:
     raise ConfigError(f"{name} must be on or off, got {raw!r}")
 
 
-def _issuers(raw: str) -> dict[str, str]:
+def _issuers(raw: str) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """{iss: jwks_url} or {iss: {"jwks": url, "fhir_servers": [base URLs]}}: the key set of
+    each trusted issuer, and the FHIR servers its calls may name."""
+    shape = "CDS_HOOKS_ISSUERS must be a JSON object {iss: jwks_url or {jwks, fhir_servers}}"
     if not raw.strip():
-        return {}
+        return {}, {}
     try:
         issuers = json.loads(raw)
     except json.JSONDecodeError as error:
-        raise ConfigError("CDS_HOOKS_ISSUERS must be a JSON object {iss: jwks_url}") from error
+        raise ConfigError(shape) from error
     if not isinstance(issuers, dict):
-        raise ConfigError("CDS_HOOKS_ISSUERS must be a JSON object {iss: jwks_url}")
-    for issuer, jwks in issuers.items():
+        raise ConfigError(shape)
+    keys: dict[str, str] = {}
+    servers: dict[str, tuple[str, ...]] = {}
+    for issuer, entry in issuers.items():
+        jwks = entry.get("jwks") if isinstance(entry, dict) else entry
         if not isinstance(jwks, str) or urlsplit(jwks).scheme not in ("https", "file"):
             raise ConfigError(f"CDS_HOOKS_ISSUERS: the JWKS of {issuer!r} must be an https: "
                               "or file: URL")
-    return issuers
+        keys[issuer] = jwks
+        if isinstance(entry, dict):
+            servers[issuer] = _servers(f"CDS_HOOKS_ISSUERS {issuer!r} fhir_servers",
+                                       entry.get("fhir_servers", []))
+    return keys, servers
 
 
 def _public_url(raw: str) -> str | None:
@@ -114,7 +161,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
     """Read and check the CDS_HOOKS_* variables; refuse a configuration that cannot work."""
     env = os.environ if environ is None else environ
     auth = _bool_env("CDS_HOOKS_AUTH", env.get("CDS_HOOKS_AUTH", "off"))
-    issuers = _issuers(env.get("CDS_HOOKS_ISSUERS", ""))
+    issuers, issuer_servers = _issuers(env.get("CDS_HOOKS_ISSUERS", ""))
     public_url = _public_url(env.get("CDS_HOOKS_PUBLIC_URL", ""))
     if auth and not (issuers and public_url):
         # Fail closed, not down: the REST API keeps serving, every CDS Hooks call gets 401.
@@ -133,4 +180,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
         fhir_budget_seconds=_positive_number("CDS_HOOKS_FHIR_BUDGET",
                                              env.get("CDS_HOOKS_FHIR_BUDGET", ""), 10.0),
         pama_qcdsm=_g_code(env.get("CDS_HOOKS_PAMA_QCDSM", "")),
+        fhir_servers=_servers("CDS_HOOKS_FHIR_SERVERS", env.get("CDS_HOOKS_FHIR_SERVERS", "")),
+        issuer_fhir_servers=issuer_servers,
     )

@@ -27,6 +27,11 @@ ALL_CASES = load_cases(SHARED / "vignettes" / "cases.yaml",
                        *sorted((ROOT / "tests" / "vignettes").glob("*_cases.yaml")))
 
 
+# The FHIR servers the tests start, on loopback at any port: allowed as a deployment would
+# list its EHR's (nothing is read from a server not listed).
+TEST_FHIR_SERVERS = ("http://127.0.0.1",)
+
+
 def fixed_clock() -> datetime:
     return NOW
 
@@ -34,7 +39,8 @@ def fixed_clock() -> datetime:
 @pytest.fixture()
 def hooks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
     """A client of the app with authentication off and the day fixed."""
-    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(clock=fixed_clock))
+    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(
+        clock=fixed_clock, fhir_servers=TEST_FHIR_SERVERS))
     yield app.test_client()
 
 

@@ -220,10 +220,11 @@ def test_only_each_findings_latest_usable_day_is_parsed():
 
 def test_fhir_reads_stop_when_the_calls_time_budget_is_spent(app, monkeypatch):
     from service.cds_hooks import HookSettings
-    from tests.cds_hooks.conftest import fixed_clock
+    from tests.cds_hooks.conftest import TEST_FHIR_SERVERS, fixed_clock
     from tests.cds_hooks.fhir_server import FhirTestServer
 
-    settings = HookSettings(clock=fixed_clock, fhir_budget_seconds=0.5)
+    settings = HookSettings(clock=fixed_clock, fhir_budget_seconds=0.5,
+                            fhir_servers=TEST_FHIR_SERVERS)
     monkeypatch.setitem(app.extensions, "cds_hooks", settings)
     prefetch = fhir_record(VIGNETTES["V01-acute-nonspecific"]["presentation"], TODAY)
     for key in ("observations", "measurements", "medications", "allergies"):
@@ -238,3 +239,21 @@ def test_fhir_reads_stop_when_the_calls_time_budget_is_spent(app, monkeypatch):
     assert elapsed < 1.5  # four slow searches would take 1.2 s, plus the assessment
     detail = response.json["cards"][-1]["detail"]
     assert "the medications could not be read" in detail
+
+
+def test_a_fhir_server_the_service_is_not_configured_to_read_is_never_asked(app, monkeypatch,
+                                                                            fhir_server):
+    from service.cds_hooks import HookSettings
+    from tests.cds_hooks.conftest import fixed_clock
+
+    for allowed in ((), ("https://ehr.example.org/fhir",)):
+        monkeypatch.setitem(app.extensions, "cds_hooks",
+                            HookSettings(clock=fixed_clock, fhir_servers=allowed))
+        request = {**hook_request("patient-view", {}), "fhirServer": fhir_server.base,
+                   "fhirAuthorization": {"access_token": TOKEN, "token_type": "Bearer",
+                                         "expires_in": 300, "scope": "user/*.read",
+                                         "subject": "cds-service"}}
+        response = app.test_client().post(URL, json=request)
+        assert response.status_code == 412
+        assert "not one this service is configured to read" in response.json["detail"]
+    assert fhir_server.calls == []  # the token never left

@@ -28,6 +28,7 @@ from service.cds_hooks.terminology import (
     PAMA_RATING_SYSTEM,
     PAMA_RATING_URL,
 )
+from tests.cds_hooks.conftest import TEST_FHIR_SERVERS
 from tests.cds_hooks.fhir_server import FhirTestServer
 from tests.cds_hooks.long_record import load_fixture, long_followed_patient
 from tests.cds_hooks.sandbox import (
@@ -51,7 +52,8 @@ def _at_reference_day() -> datetime:
 
 @pytest.fixture()
 def ehr(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(clock=_at_reference_day))
+    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(
+        clock=_at_reference_day, fhir_servers=TEST_FHIR_SERVERS))
     yield app.test_client()
 
 
