@@ -25,7 +25,8 @@ def _validated(body: Any) -> dict[str, Any]:
         return load_presentation(body)
     except ValidationError as error:
         raise ValidationFailed("The presentation breaks the schema; see errors.",
-                               errors=error.messages) from error
+                               errors=error.messages,
+                               left_out=getattr(error, "left_out", 0)) from error
     except RecursionError as error:  # defence in depth: the schema itself is two levels deep
         raise MalformedJSON("The JSON is nested too deeply.") from error
 
@@ -41,6 +42,12 @@ def _assess(presentation: dict[str, Any], *, include_trace: bool = True) -> dict
 @blueprint.post("/v1/assessments")
 def create_assessment() -> Response:
     return jsonify(_assess(_validated(read_json_body("presentation"))))
+
+
+# A batch answer lists at most this many fields with errors over all its items: past it an
+# item's problem counts its errors (`errors_left_out`), so the answer stays small however
+# many bad items a batch holds.
+MAX_BATCH_ERROR_FIELDS = 500
 
 
 @blueprint.post("/v1/assessments/batch")
@@ -73,11 +80,15 @@ def _assess_batch(body: Any) -> Response:
         raise ValidationFailed("The batch breaks the schema; see errors.", errors=errors)
     include_trace = request.args.get("trace", "false") == "true"
     results = []
+    listed = 0  # fields with errors listed so far in this batch's answer
     for index, item in enumerate(items):
         try:
             assessment = _assess(_validated(item), include_trace=include_trace)
         except ValidationFailed as error:
             count_validation_failure(error.status, error.errors or {})
+            if listed + len(error.errors or {}) > MAX_BATCH_ERROR_FIELDS:
+                error.without_errors()  # the rest are counted, not listed
+            listed += len(error.errors or {})
             results.append({"index": index, "status": error.status,
                             "problem": problem_body(error)})
         else:

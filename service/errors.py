@@ -26,10 +26,33 @@ class ProblemError(Exception):
     slug = "internal-error"
     title = "Internal Server Error"
 
-    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None) -> None:
+    def __init__(self, detail: str, errors: dict[str, list[str]] | None = None,
+                 left_out: int = 0) -> None:
         super().__init__(detail)
         self.detail = detail
-        self.errors = errors
+        self.errors, self.left_out = _bounded(errors, left_out)
+
+    def without_errors(self) -> None:
+        """Keep the problem, count its errors instead of listing them (a spent budget)."""
+        self.left_out += len(self.errors or {})
+        self.errors = {} if self.errors is not None else None
+
+
+# An answer lists at most this many fields with errors, and this many messages each; how
+# many more there were is said (`errors_left_out`), so a hostile body cannot make a huge one.
+MAX_ERROR_FIELDS = 50
+MAX_MESSAGES_PER_FIELD = 3
+
+
+def _bounded(errors: dict[str, list[str]] | None,
+             left_out: int) -> tuple[dict[str, list[str]] | None, int]:
+    if errors is None:
+        return None, left_out
+    paths = list(errors)
+    kept = {path: list(errors[path])[:MAX_MESSAGES_PER_FIELD]
+            if isinstance(errors[path], list) else errors[path]
+            for path in paths[:MAX_ERROR_FIELDS]}
+    return kept, left_out + max(0, len(paths) - MAX_ERROR_FIELDS)
 
 
 class MalformedJSON(ProblemError):
@@ -62,23 +85,28 @@ _HTTP_SLUGS = {404: "not-found", 405: "method-not-allowed", 413: "payload-too-la
 
 
 def _body(status: int, slug: str, title: str, detail: str,
-          errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+          errors: dict[str, list[str]] | None = None, left_out: int = 0) -> dict[str, Any]:
     body: dict[str, Any] = {"type": f"/problems/{slug}", "title": title, "status": status,
                             "detail": detail}
     if errors is not None:
         body["errors"] = errors
+    if left_out:
+        body["detail"] = f"{detail} {left_out} more fields with errors are not listed."
+        body["errors_left_out"] = left_out
     return body
 
 
 def problem_body(error: ProblemError) -> dict[str, Any]:
     """The problem details of an error, as a JSON object (e.g. one item of a batch)."""
-    return _body(error.status, error.slug, error.title, error.detail, error.errors)
+    return _body(error.status, error.slug, error.title, error.detail, error.errors,
+                 error.left_out)
 
 
 def problem(status: int, slug: str, title: str, detail: str,
-            errors: dict[str, list[str]] | None = None) -> Response:
+            errors: dict[str, list[str]] | None = None, left_out: int = 0) -> Response:
     """Build a problem+json response."""
-    return Response(json.dumps(_body(status, slug, title, detail, errors)), status=status,
+    return Response(json.dumps(_body(status, slug, title, detail, errors, left_out)),
+                    status=status,
                     mimetype=PROBLEM_JSON)
 
 
@@ -95,7 +123,8 @@ def register_error_handlers(app: Flask) -> None:
     def _problem(error: ProblemError) -> Response:
         if error.status in _VALIDATION_STATUSES:
             count_validation_failure(error.status, error.errors or {})
-        response = problem(error.status, error.slug, error.title, error.detail, error.errors)
+        response = problem(error.status, error.slug, error.title, error.detail, error.errors,
+                           error.left_out)
         if isinstance(error, BatchBusy):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response

@@ -449,3 +449,38 @@ def test_problem_does_not_echo_submitted_values(client, body, content_type, stat
     assert SECRET not in response.get_data(as_text=True)
     assert SECRET not in str(response.headers)
     assert_still_serving(client)
+
+
+# --- Bounded answers: a hostile body cannot make a huge error answer (issue 12, item 2) ----
+
+def test_a_list_past_its_maximum_is_one_error_not_one_per_entry(client):
+    body = {"patient": {"age": 40}, "pain": {"sites": ["nowhere"] * 2000, "duration_days": 3}}
+    response = client.post("/v1/assessments", json=body)
+    assert response.status_code == 422
+    assert response.json["errors"] == {"pain.sites": ["Must hold at most 2 entries."]}
+    assert len(response.get_data()) < 1000
+
+
+def test_thousands_of_unknown_fields_are_listed_fifty_and_counted(client):
+    pain = {"sites": ["low_back"], "duration_days": 3, **{f"x{i}": True for i in range(3000)}}
+    response = client.post("/v1/assessments", json={"patient": {"age": 40}, "pain": pain})
+    assert response.status_code == 422
+    body = response.json
+    assert len(body["errors"]) == 50 and body["errors_left_out"] == 2950
+    assert "2950 more fields with errors are not listed" in body["detail"]
+    assert len(response.get_data()) < 6000
+
+
+def test_a_batch_answer_stays_smaller_than_a_hostile_request(client):
+    item = {"patient": {"age": 40},
+            "pain": {"sites": ["low_back"], "duration_days": 3,
+                     **{f"x{i}": True for i in range(40)}}}
+    request = json.dumps({"presentations": [item] * 400})
+    response = client.post("/v1/assessments/batch", data=request,
+                           content_type="application/json")
+    assert response.status_code == 200
+    results = response.json["results"]
+    listed = sum(len(r["problem"].get("errors", {})) for r in results)
+    assert listed <= 500
+    assert sum(r["problem"].get("errors_left_out", 0) for r in results) == 400 * 40 - listed
+    assert len(response.get_data()) < len(request)
