@@ -44,6 +44,15 @@ def create_assessment() -> Response:
     return jsonify(_assess(_validated(read_json_body("presentation"))))
 
 
+def _trace_wanted() -> bool:
+    """`?trace=true|false` exactly; anything else is refused, not read as false."""
+    value = request.args.get("trace", "false")
+    if value not in ("true", "false"):
+        raise ValidationFailed("The query breaks the schema; see errors.",
+                               errors={"trace": ["Must be true or false."]})
+    return value == "true"
+
+
 # A batch answer lists at most this many fields with errors over all its items: past it an
 # item's problem counts its errors (`errors_left_out`), so the answer stays small however
 # many bad items a batch holds.
@@ -78,7 +87,7 @@ def _assess_batch(body: Any) -> Response:
         elif len(items) > limit:
             errors["presentations"] = [f"Must hold at most {limit} presentations."]
         raise ValidationFailed("The batch breaks the schema; see errors.", errors=errors)
-    include_trace = request.args.get("trace", "false") == "true"
+    include_trace = _trace_wanted()
     results = []
     listed = 0  # fields with errors listed so far in this batch's answer
     for index, item in enumerate(items):

@@ -119,3 +119,10 @@ def test_the_batch_slot_is_taken_only_once_the_body_is_read(client, app):
     finally:
         slot.release()
     assert response.status_code == 400
+
+
+@pytest.mark.parametrize("value", ["AAA", "1", "TRUE", ""])
+def test_a_trace_flag_other_than_true_or_false_is_refused(client, value):
+    response = client.post(f"{BATCH}?trace={value}", json={"presentations": [MINIMAL]})
+    assert response.status_code == 422
+    assert response.json["errors"] == {"trace": ["Must be true or false."]}
