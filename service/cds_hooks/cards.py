@@ -14,8 +14,9 @@ from typing import Any
 
 from fhir.resources.R4B.servicerequest import ServiceRequest
 
-from ..web.fields import field_label, value_label
+from ..web.fields import field_label
 from .imaging_codes import preferred_code
+from .mapping import answer_in_words
 from .terminology import LOINC, OVERRIDE_REASON_SYSTEM, TOPIC_SYSTEM, Code
 
 SERVICE_LABEL = "MSK decision support"
@@ -39,7 +40,6 @@ _URGENCY_PHRASE = {
     "emergency": "same-day emergency care", "urgent": "specialist assessment within days",
     "routine": "primary care", "self_care": "self-care with advice and safety-netting",
 }
-_YES_NO = {True: "yes", False: "no"}
 # Cited when nothing more specific is: the guidance the assessment of a site starts from.
 FALLBACK_GUIDANCE = {"low_back": ("nice-ng59", "acr-lbp-2021"),
                      "hip": ("nice-ng226", "acr-hip-chronic")}
@@ -217,9 +217,7 @@ def _open_question(missing: Mapping[str, Any]) -> str:
 
 def _finding(flag: Mapping[str, Any]) -> str:
     """A red-flag finding in words: its label and the answer recorded."""
-    value = flag["value"]
-    shown = _YES_NO.get(value, value_label(value).lower() if isinstance(value, str) else value)
-    return f"{field_label(flag['field'])}: {shown}"
+    return f"{field_label(flag['field'])}: {answer_in_words(flag['value'])}"
 
 
 def _imaging_line(imaging: Mapping[str, Any]) -> str:

@@ -45,7 +45,7 @@ from pydantic import ValidationError
 
 from ..presentation import INPUT_FIELDS, INT, NUMBER
 from .errors import PreconditionFailed
-from .mapping import OBSERVATION_INDEX, Chart, observation_statements, wanted_codes
+from .mapping import OBSERVATION_INDEX, Chart, entries, observation_statements, wanted_codes
 from .settings import HookSettings
 from .terminology import FIELD_SYSTEM, HISTORY_FIELDS
 
@@ -217,12 +217,6 @@ def _client(hook_request: Mapping[str, Any], settings: HookSettings, issuer: str
 
 def _is_outcome(value: Any) -> bool:
     return isinstance(value, dict) and value.get("resourceType") == "OperationOutcome"
-
-
-def entries(bundle: Mapping[str, Any]) -> list[Any]:
-    """A Bundle's entries; anything but a list reads as none."""
-    found = bundle.get("entry")
-    return found if isinstance(found, list) else []
 
 
 def _days(page: dict[str, Any]) -> list[date]:

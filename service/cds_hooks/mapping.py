@@ -106,6 +106,12 @@ class MappedPresentation:
     sources: dict[str, str] = field(default_factory=dict)
 
 
+def entries(bundle: Mapping[str, Any]) -> list[Any]:
+    """A Bundle's entries (raw JSON); anything but a list reads as none."""
+    found = bundle.get("entry")
+    return found if isinstance(found, list) else []
+
+
 def codings(concept: CodeableConcept | None) -> Iterator[tuple[str, str]]:
     for coding in (concept.coding or []) if concept else []:
         if coding.system and coding.code:
@@ -515,7 +521,7 @@ def value_set_rows() -> list[tuple[str, str, str, str]]:
 
 def describe(mapped: MappedPresentation) -> list[str]:
     """What was read from the chart, field by field, in clinicians' words, for the card."""
-    return [f"{field_label(path)}: {_shown(value)}{_unit(path)} ({mapped.sources[path]})"
+    return [f"{field_label(path)}: {answer_in_words(value)}{_unit(path)} ({mapped.sources[path]})"
             for path, value in _flat(mapped.presentation) if path in mapped.sources]
 
 
@@ -530,7 +536,8 @@ def _flat(presentation: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, 
             yield f"{section}.{name}", value
 
 
-def _shown(value: Any) -> str:
+def answer_in_words(value: Any) -> str:
+    """A recorded answer as a clinician reads it: yes/no, a choice's label, a number."""
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, list):

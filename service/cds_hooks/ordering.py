@@ -37,7 +37,7 @@ from pydantic import ValidationError
 from ..web.fields import field_label
 from .cards import OVERRIDE_REASONS, CardBuilder, data_needed_card
 from .imaging_codes import IMAGING_CODES, ImagingCode, imaging_code, preferred_code, region
-from .mapping import codings, condition_feeds
+from .mapping import codings, condition_feeds, entries
 from .terminology import (
     LOINC,
     PAMA_AUC_APPLIED_URL,
@@ -83,7 +83,7 @@ def imaging_orders(draft_orders: Mapping[str, Any],
                    selections: list[str] | None) -> list[ImagingOrder]:
     """The lumbar spine and hip imaging ServiceRequests among the drafts (the selected ones)."""
     found = []
-    for entry in _entries(draft_orders):
+    for entry in entries(draft_orders):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
             continue
@@ -102,16 +102,11 @@ def imaging_orders(draft_orders: Mapping[str, Any],
 _OLDER_ORDER_TYPES = ("ProcedureRequest", "DiagnosticOrder", "DiagnosticRequest")
 
 
-def _entries(bundle: Mapping[str, Any]) -> list[Any]:
-    found = bundle.get("entry")
-    return found if isinstance(found, list) else []
-
-
 def older_version_orders(draft_orders: Mapping[str, Any]) -> int:
     """Imaging orders sent as the order resources of FHIR DSTU2 or STU3 (ProcedureRequest,
     DiagnosticOrder): not read, but answered, so the silence is not read as approval."""
     count = 0
-    for entry in _entries(draft_orders):
+    for entry in entries(draft_orders):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if isinstance(resource, dict) and resource.get("resourceType") in _OLDER_ORDER_TYPES:
             concept = resource.get("code")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -36,12 +36,18 @@ def fixed_clock() -> datetime:
     return NOW
 
 
+def hook_client(app: Flask, monkeypatch: pytest.MonkeyPatch,
+                clock: Callable[[], datetime] = fixed_clock) -> FlaskClient:
+    """A client of the app with authentication off, the day fixed and the test FHIR
+    servers allowed."""
+    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(
+        clock=clock, fhir_servers=TEST_FHIR_SERVERS))
+    return app.test_client()
+
+
 @pytest.fixture()
 def hooks(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    """A client of the app with authentication off and the day fixed."""
-    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(
-        clock=fixed_clock, fhir_servers=TEST_FHIR_SERVERS))
-    yield app.test_client()
+    yield hook_client(app, monkeypatch)
 
 
 class SigningKeys:

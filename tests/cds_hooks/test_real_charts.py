@@ -18,7 +18,6 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from service.cds_hooks import HookSettings
 from service.cds_hooks.fetching import MAX_PAGES
 from service.cds_hooks.terminology import (
     CPT,
@@ -28,7 +27,7 @@ from service.cds_hooks.terminology import (
     PAMA_RATING_SYSTEM,
     PAMA_RATING_URL,
 )
-from tests.cds_hooks.conftest import TEST_FHIR_SERVERS
+from tests.cds_hooks.conftest import hook_client
 from tests.cds_hooks.fhir_server import FhirTestServer
 from tests.cds_hooks.long_record import load_fixture, long_followed_patient
 from tests.cds_hooks.sandbox import (
@@ -52,9 +51,7 @@ def _at_reference_day() -> datetime:
 
 @pytest.fixture()
 def ehr(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[FlaskClient]:
-    monkeypatch.setitem(app.extensions, "cds_hooks", HookSettings(
-        clock=_at_reference_day, fhir_servers=TEST_FHIR_SERVERS))
-    yield app.test_client()
+    yield hook_client(app, monkeypatch, _at_reference_day)
 
 
 @pytest.fixture()
