@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format clean container-check browser
+.PHONY: help install run test lint format clean container-check browser redis
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
@@ -34,7 +34,19 @@ browser: ## Install Debian's chromium for the browser tests, if missing and poss
 	  else echo "warning: chromium is missing and cannot be installed here (needs root and" \
 	    "apt-get): the browser tests will be skipped"; fi; }
 
-test: $(STAMP) browser ## Lint, then run the test suite
+# Debian's redis-server for the shared replay-store tests (tests/redis_server.py starts its own
+# on a free port, nothing on disk). Unlike Chromium it is required: those tests never skip.
+redis: ## Install Debian's redis-server for the tests, if missing
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Debian's redis-server for the replay-store tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq redis-server >/dev/null 2>&1 || \
+	      { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; \
+	  else echo "error: the tests need redis-server; install it (e.g. apt-get install" \
+	    "redis-server) or run make test as root"; exit 1; fi; }
+
+test: $(STAMP) browser redis ## Lint, then run the test suite
 	$(BIN)/ruff check service tests
 	$(BIN)/python -m pytest
 

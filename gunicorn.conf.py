@@ -16,19 +16,26 @@ bind = f"[{_host}]:{_port}" if ":" in _host else f"{_host}:{_port}"
 # processes than cores only adds contention. Override with WEB_CONCURRENCY.
 workers = _int_env("WEB_CONCURRENCY", 2)
 
-# gthread with 2 threads: a worker assesses one batch at a time (a second gets 429), so the
-# other thread is always free for a probe, a metrics scrape or an assessment while a batch
-# runs. More threads only share the GIL: each CPU-bound request in flight takes as many times
-# longer, which lengthened the p99 at 16 connections (benchmarks/README.md).
-worker_class = "gthread"
-threads = _int_env("GUNICORN_THREADS", 2)
+# gevent workers (service/serving.py says why): a request still being sent costs a greenlet,
+# not a thread, so slow senders cannot starve real requests or the probes; the headers must
+# arrive within `keepalive` seconds and the body within REQUEST_BODY_TIMEOUT (20 s). Rule
+# evaluation is CPU-bound and runs one request at a time per worker either way.
+worker_class = "service.serving.Worker"
+# The worker reads REQUEST_BODY_TIMEOUT; a bad value stops the server here, before any worker
+# boots (a worker that exits at boot would only be replaced, again and again).
+from service.serving import body_seconds  # noqa: E402
+
+body_seconds()
+# Connections one worker holds open at once (slow senders included); more wait in the backlog.
+worker_connections = _int_env("GUNICORN_WORKER_CONNECTIONS", 1000)
 
 # A request that takes longer than this is stuck, not slow: the worker is killed and replaced.
 timeout = _int_env("GUNICORN_TIMEOUT", 30)
 # On SIGTERM, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = 30
-# Slightly above the usual load-balancer idle timeout would be ideal; 5 s is a safe default
-# that frees idle connections quickly with only a few threads per worker.
+# Idle keep-alive connections close after 5 s, and a request's header fields must be complete
+# within 5 s of connecting or of the previous answer (gunicorn's gevent worker times its header
+# parser with this setting); both free connections held by clients that send nothing useful.
 keepalive = 5
 
 # Recycle each worker after ~10k requests (jittered so they do not all restart at once):
@@ -55,9 +62,10 @@ else:
     control_socket_disable = True
 
 # The app writes its own structured logs. The access log is off by default (it would add a
-# second, unstructured line per request, including query strings); set GUNICORN_ACCESSLOG=-
-# to turn it on.
+# second, unstructured line per request); set GUNICORN_ACCESSLOG=- to turn it on. Its lines
+# carry the path without the query (%(U)s, not %(r)s) and no referrer: either may carry data.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(M)sms "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 

@@ -57,12 +57,14 @@ def _get(port: int, path: str) -> int:
 
 
 @contextmanager
-def gunicorn(extra_env: dict[str, str] | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
+def gunicorn(extra_env: dict[str, str] | None = None,
+             root: Path = ROOT) -> Iterator[tuple[subprocess.Popen, int]]:
     """Serve the app as `make run` does, on a free loopback port, until the block ends.
 
     `python -m gunicorn --config gunicorn.conf.py 'service:create_app()'` with the default
     workers and threads of gunicorn.conf.py; the server's log goes to a temporary file whose
-    tail is printed if the server fails to become ready.
+    tail is printed if the server fails to become ready. `root` serves another checkout (a
+    git worktree of an older commit) for an A/B run.
     """
     port = _free_port()
     env = {**os.environ, "PORT": str(port), "HOST": "127.0.0.1", **(extra_env or {})}
@@ -72,7 +74,7 @@ def gunicorn(extra_env: dict[str, str] | None = None) -> Iterator[tuple[subproce
             server = subprocess.Popen(
                 [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py",
                  "service:create_app()"],
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
             deadline = time.monotonic() + 60
             while True:

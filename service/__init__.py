@@ -1,46 +1,21 @@
-"""Decision support for low back and hip pain: a stateless REST service over durable-rules."""
+"""Decision support for low back and hip pain: a stateless REST service over durable-rules.
+
+`create_app` is imported on first use, not with the package: gunicorn loads the worker class
+(`service.serving`) in its master process, before gevent patches the standard library in each
+worker, and the app's imports (ssl, sockets, threading) must only happen after that patch.
+"""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-from flask import Flask
 
-from . import cds_hooks
-from .api import blueprint
-from .assessment import Assessor
-from .config import Config
-from .errors import register_error_handlers
-from .headers import install_cors, install_security_headers
-from .json_provider import OrjsonProvider
-from .loader import load_rulesets
-from .observability import configure_logging, install_request_observers
-from .web import blueprint as web_blueprint
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        from .app import create_app
+
+        return create_app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def create_app(**overrides: Any) -> Flask:
-    """Create the app: load and check the rulesets (refusing to start on any problem)."""
-    config = Config.from_env(**overrides)
-    app = Flask(__name__, static_folder=None)  # no static files; no /static route
-    app.config.update(
-        MAX_CONTENT_LENGTH=config.max_body_bytes,
-        MAX_BATCH_BODY_BYTES=config.max_batch_body_bytes,
-        MAX_BATCH_ITEMS=config.max_batch_items,
-        OPENAPI_PATH=str(config.openapi_path),
-    )
-    app.json = OrjsonProvider(app)  # keeps the documented field order in responses
-    configure_logging(config.log_level)
-    assessor = Assessor(load_rulesets(config.rulesets_dir))
-    app.extensions["assessor"] = assessor
-    app.extensions["batch_slot"] = threading.BoundedSemaphore(1)
-    install_request_observers(app, assessor.catalog.version)
-    install_security_headers(app)
-    install_cors(app, config.cors_allowed_origins)
-    register_error_handlers(app)
-    app.register_blueprint(blueprint)
-    app.extensions["cds_hooks"] = cds_hooks.load_settings()  # CDS_HOOKS_* variables
-    cds_hooks.terminology()  # the value sets, checked at start-up rather than at first call
-    app.register_blueprint(cds_hooks.blueprint)  # /cds-services (CDS Hooks 2.0)
-    app.register_blueprint(web_blueprint)  # /intake, /rules, /trace and /static/
-    return app
+__all__ = ["create_app"]

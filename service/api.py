@@ -5,6 +5,7 @@ Knows nothing of durable-rules: it sees an `Assessor` and a `RuleCatalog`.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request, send_file
@@ -71,9 +72,14 @@ def create_assessments_batch() -> Response:
     if not slot.acquire(blocking=False):
         raise BatchBusy("Another batch is being assessed by this worker; retry shortly.")
     try:
-        return _assess_batch(body)
-    finally:
+        response = _assess_batch(body)
+    except BaseException:
         slot.release()
+        raise
+    # Held until the answer has been sent (or the send has timed out): an answer of tens of
+    # MB waiting for a client that reads slowly is memory the next batch must not add to.
+    response.call_on_close(slot.release)
+    return response
 
 
 def _assess_batch(body: Any) -> Response:
@@ -91,6 +97,10 @@ def _assess_batch(body: Any) -> Response:
     results = []
     listed = 0  # fields with errors listed so far in this batch's answer
     for index, item in enumerate(items):
+        # A batch is seconds of CPU in one request. Between items, let the worker's other
+        # requests (the probes above all) run: under gevent this sleep yields to them, under
+        # threads it releases the GIL.
+        time.sleep(0)
         try:
             assessment = _assess(_validated(item), include_trace=include_trace)
         except ValidationFailed as error:

@@ -51,6 +51,7 @@ class Config:
     max_body_bytes: int
     max_batch_body_bytes: int
     max_batch_items: int
+    max_bodies_in_flight_bytes: int
     cors_allowed_origins: tuple[str, ...]
     log_level: str
 
@@ -63,8 +64,16 @@ class Config:
             "max_batch_body_bytes": _int_env("MAX_BATCH_BODY_BYTES", 8 * 1024 * 1024,
                                              minimum=1024),
             "max_batch_items": _int_env("MAX_BATCH_ITEMS", 1000, minimum=1),
+            # What one worker process holds of request bodies at once: with gevent, any
+            # number of uploads can be read at the same time, and their sum must stay well
+            # inside the pod's memory (three full batch bodies by default).
+            "max_bodies_in_flight_bytes": _int_env("MAX_BODY_BYTES_IN_FLIGHT",
+                                                   24 * 1024 * 1024, minimum=1024),
             "cors_allowed_origins": _origins(os.environ.get("CORS_ALLOWED_ORIGINS", "")),
             "log_level": _log_level(os.environ.get("LOG_LEVEL", "info")),
         }
         values.update(overrides)
+        if values["max_bodies_in_flight_bytes"] < values["max_batch_body_bytes"]:
+            raise ConfigError("MAX_BODY_BYTES_IN_FLIGHT must be at least MAX_BATCH_BODY_BYTES: "
+                              "otherwise a full batch could never be read")
         return cls(**values)

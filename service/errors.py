@@ -71,6 +71,19 @@ class ValidationFailed(ProblemError):
     status, slug, title = 422, "validation-error", "Unprocessable Content"
 
 
+class RequestTimeout(ProblemError):
+    """The body did not arrive by the server's deadline (service.serving closes the connection)."""
+
+    status, slug, title = 408, "request-timeout", "Request Timeout"
+
+
+class BodiesBusy(ProblemError):
+    """This worker already holds as many request bodies as it may; retry in a moment."""
+
+    status, slug, title = 503, "server-busy", "Service Unavailable"
+    retry_after_seconds = 1
+
+
 class BatchBusy(ProblemError):
     status, slug, title = 429, "batch-busy", "Too Many Requests"
     retry_after_seconds = 5
@@ -125,7 +138,7 @@ def register_error_handlers(app: Flask) -> None:
             count_validation_failure(error.status, error.errors or {})
         response = problem(error.status, error.slug, error.title, error.detail, error.errors,
                            error.left_out)
-        if isinstance(error, BatchBusy):
+        if isinstance(error, BatchBusy | BodiesBusy):
             response.headers["Retry-After"] = str(error.retry_after_seconds)
         return response
 

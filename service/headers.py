@@ -5,14 +5,8 @@ from __future__ import annotations
 from flask import Flask, Response, request
 from flask_cors import CORS
 
-# JSON answers are never rendered as pages; HTML pages (if any) set their own policy first.
-_DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
-_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
+from .response_headers import DEFAULT_CSP, SECURITY_HEADERS
+
 # Responses that carry a patient's assessment must not be kept by any cache.
 _NO_STORE_PREFIXES = ("/v1/assessments", "/cds-services")
 
@@ -20,9 +14,9 @@ _NO_STORE_PREFIXES = ("/v1/assessments", "/cds-services")
 def install_security_headers(app: Flask) -> None:
     @app.after_request
     def _secure(response: Response) -> Response:
-        for name, value in _HEADERS.items():
+        for name, value in SECURITY_HEADERS.items():
             response.headers.setdefault(name, value)
-        response.headers.setdefault("Content-Security-Policy", _DEFAULT_CSP)
+        response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
         if request.path.startswith(_NO_STORE_PREFIXES):
             response.headers["Cache-Control"] = "no-store"
         return response

@@ -8,14 +8,15 @@ and no key repeated in an object.
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
-from flask import current_app, request
+from flask import Flask, current_app, g, request
 from gunicorn.http.errors import ParseException as ServerParseError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .assessment import Assessor
-from .errors import MalformedJSON, NotReady, UnsupportedMediaType
+from .errors import BodiesBusy, MalformedJSON, NotReady, RequestTimeout, UnsupportedMediaType
 
 
 def current_assessor() -> Assessor:
@@ -24,6 +25,59 @@ def current_assessor() -> Assessor:
     if assessor is None:
         raise NotReady("The rulesets are not loaded.")
     return assessor
+
+
+class BodyBudget:
+    """Bytes of request bodies one worker process may hold at once, across its requests.
+
+    With gevent any number of uploads are read at the same time, so the sum, not each body,
+    must be bounded to keep the worker inside the pod's memory. Bytes are taken as they
+    arrive (a slow upload holds only what it has sent) and given back when its request ends.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.held = 0
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> bool:
+        with self._lock:
+            if self.held + size > self.limit:
+                return False
+            self.held += size
+            return True
+
+    def give_back(self, size: int) -> None:
+        with self._lock:
+            self.held -= size
+
+
+def install_body_budget(app: Flask, limit: int) -> None:
+    budget = BodyBudget(limit)
+    app.extensions["body_budget"] = budget
+
+    @app.teardown_request
+    def _give_back(_error: BaseException | None) -> None:
+        held = g.pop("body_bytes_held", 0)
+        if held:
+            budget.give_back(held)
+
+
+def _hold(size: int) -> None:
+    budget: BodyBudget | None = current_app.extensions.get("body_budget")
+    if budget is None:
+        return
+    if not budget.take(size):
+        raise BodiesBusy("The service is reading as many request bodies as it can hold; "
+                         "retry in a moment.")
+    g.body_bytes_held = g.get("body_bytes_held", 0) + size
+
+
+def _release(size: int) -> None:
+    budget: BodyBudget | None = current_app.extensions.get("body_budget")
+    if budget is not None:
+        budget.give_back(size)
+        g.body_bytes_held -= size
 
 
 def read_json_body(what: str) -> Any:
@@ -54,29 +108,48 @@ _UNREADABLE = (ServerParseError, OSError, ValueError)
 def _read_body() -> bytes:
     """Read the whole body, refusing one over the limit even when it arrives chunked.
 
-    With Content-Length, Werkzeug refuses an oversized body (413) and reads exactly it.
-    Without (chunked), Werkzeug silently stops at the limit, which would read a truncated
-    body; the server-terminated stream is read here up to one byte past the limit instead.
+    Read here rather than by Werkzeug: without Content-Length (chunked), Werkzeug silently
+    stops at the limit, which would read a truncated body, and it turns every read error into
+    "client disconnected", hiding the server's body deadline (TimeoutError) behind a 400.
     """
+    limit = request.max_content_length or 0
+    length = request.content_length
+    if length is not None and length > limit:
+        raise RequestEntityTooLarge()
+    if length is None and "wsgi.input_terminated" not in request.environ:
+        return b""  # neither a length nor a server-terminated stream: no body (WSGI)
+    wanted = length if length is not None else limit + 1  # one byte past: too large
+    stream = request.environ["wsgi.input"]
+    chunks: list[bytes] = []
+    size = 0
     try:
-        if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-            return request.get_data(cache=False)
-        limit = request.max_content_length
-        stream = request.environ["wsgi.input"]
-        chunks: list[bytes] = []
-        size = 0
-        while size <= limit:
-            chunk = stream.read(limit + 1 - size)
+        while size < wanted:
+            # Counted before it is read: the server buffers what a read asks for while the
+            # bytes arrive, so a slow upload holds at most one step more than it has sent.
+            step = min(wanted - size, _READ_SIZE)
+            _hold(step)
+            chunk = stream.read(step)
+            if len(chunk) < step:
+                _release(step - len(chunk))
             if not chunk:
                 break
             chunks.append(chunk)
             size += len(chunk)
+    except TimeoutError as error:  # the server's body deadline (service.serving) passed
+        raise RequestTimeout("The request body did not arrive in time; send it at once, "
+                             "then wait for the answer.") from error
     except _UNREADABLE as error:  # a malformed chunked body, a client gone mid-body
-        raise MalformedJSON("The body could not be read: its transfer encoding is "
-                            "malformed or it ended early.") from error
-    if size > limit:
+        raise MalformedJSON(_CUT_SHORT) from error
+    if length is None and size > limit:
         raise RequestEntityTooLarge()
+    if length is not None and size < length:
+        raise MalformedJSON(_CUT_SHORT)
     return b"".join(chunks)
+
+
+_READ_SIZE = 64 * 1024
+_CUT_SHORT = ("The body could not be read: its transfer encoding is malformed or it ended "
+              "early.")
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

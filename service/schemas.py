@@ -77,7 +77,8 @@ class Choice(_PlainValueField, fields.String):
 
 
 class StrictNumber(_PlainValueField):
-    """A finite JSON number (an integer when `integer=True`); never a string or boolean."""
+    """A finite JSON number (an integer when `integer=True`, 10.0 included, as JSON Schema
+    says); never a string or boolean."""
 
     default_error_messages = {
         "invalid": "Not a valid number.",
@@ -104,7 +105,10 @@ class StrictNumber(_PlainValueField):
         if isinstance(value, float) and not math.isfinite(value):
             raise self.make_error("finite")
         if self.integer and not isinstance(value, int):
-            raise self.make_error("integer")
+            # JSON (and JSON Schema) has one number type: 10.0 is the integer 10.
+            if not value.is_integer():
+                raise self.make_error("integer")
+            return int(value)
         return value
 
 

@@ -15,6 +15,18 @@ from service import create_app
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 
+# Every test client reads each answer whole and closes it, as a server does once it has sent
+# it: what the app releases on close (a batch's slot, service/api.py) is released in tests too.
+_open = FlaskClient.open
+
+
+def _open_buffered(self: FlaskClient, *args: Any, **kwargs: Any) -> Any:
+    kwargs.setdefault("buffered", True)
+    return _open(self, *args, **kwargs)
+
+
+FlaskClient.open = _open_buffered  # type: ignore[method-assign]
+
 
 @pytest.fixture(scope="session")
 def app() -> Iterator[Flask]:

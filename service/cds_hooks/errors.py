@@ -11,6 +11,12 @@ class PreconditionFailed(ProblemError):
     status, slug, title = 412, "precondition-failed", "Precondition Failed"
 
 
+class ReplayStoreUnavailable(ProblemError):
+    """The shared store of seen token ids cannot be reached: no token can be checked."""
+
+    status, slug, title = 503, "replay-store-unavailable", "Service Unavailable"
+
+
 class Unauthorized(Exception):
     """The bearer token was refused; answered with a bare 401 and never with a reason.
 

@@ -22,7 +22,7 @@ from ..errors import NotFound, ValidationFailed
 from ..http import current_assessor, read_json_body
 from ..schemas import load_presentation
 from .cards import data_needed_card, other_version_card, patient_view_cards, too_large_card
-from .discovery import discovery_document, hooks_of
+from .discovery import SERVICES, discovery_document, hooks_of
 from .errors import Unauthorized
 from .fetching import PatientRecord, gather
 from .mapping import REQUIRED_FIELDS, MappedPresentation, codings, describe, read_chart
@@ -35,7 +35,7 @@ from .ordering import (
     what_would_change,
 )
 from .schemas import load_feedback, load_hook_request
-from .security import KeyStore, ReplayGuard, TokenVerifier, fetch_https
+from .security import KeyStore, TokenVerifier, fetch_https, replay_guard
 from .settings import HookSettings
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ def _verifier(settings: HookSettings) -> TokenVerifier:
         cached = current_app.extensions.get("cds_hooks_verifier")
         if cached is None or cached[0] is not settings:
             keys = KeyStore(settings.issuers, settings.jwks_fetch or fetch_https)
-            cached = (settings, TokenVerifier(keys, ReplayGuard(settings.replay_db)))
+            cached = (settings, TokenVerifier(keys, replay_guard(settings)))
             current_app.extensions["cds_hooks_verifier"] = cached
         return cached[1]
 
@@ -188,11 +188,8 @@ def _too_large(service_id: str) -> Response:
     return jsonify({"cards": [card]})
 
 
-@blueprint.post("/cds-services/<service_id>")
 def call_service(service_id: str) -> Response:
     hooks = hooks_of(service_id)
-    if not hooks:
-        raise NotFound(f"No CDS Service has the id {service_id!r}.")
     try:
         body = read_json_body("hook request")
     except RequestEntityTooLarge:
@@ -209,6 +206,14 @@ def call_service(service_id: str) -> Response:
         response = _order_hook(hook_request)
     count_cards(service_id, hook_request["hook"], response["cards"])
     return jsonify(response)
+
+
+# One route per service, as the contract documents them: an id discovery does not list is
+# any other unknown path (404), and each path says in openapi.yaml which hooks it answers.
+for _service in SERVICES:
+    blueprint.add_url_rule(f"/cds-services/{_service.id}", endpoint=f"call_{_service.id}",
+                           view_func=call_service, methods=["POST"],
+                           defaults={"service_id": _service.id})
 
 
 @blueprint.post("/cds-services/<service_id>/feedback")

@@ -10,8 +10,10 @@ issuer. Tokens are never logged; a refusal is logged and counted by a fixed reas
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import secrets
 import sqlite3
 import threading
 import time
@@ -23,10 +25,13 @@ from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
 import jwt
+import redis
 from prometheus_client import Counter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from .errors import Unauthorized
-from .settings import CLOCK_SKEW_SECONDS, MAX_TOKEN_LIFETIME_SECONDS
+from .errors import ReplayStoreUnavailable, Unauthorized
+from .settings import CLOCK_SKEW_SECONDS, MAX_TOKEN_LIFETIME_SECONDS, HookSettings
 
 log = logging.getLogger(__name__)
 AUTH_FAILURES = Counter("cds_hooks_auth_failures_total",
@@ -102,7 +107,9 @@ class ReplayGuard:
     """Remember each token id until it expires, in SQLite shared by the worker processes."""
 
     def __init__(self, path: str) -> None:
-        self._db = sqlite3.connect(path, timeout=5, isolation_level=None,
+        # A short busy timeout: the wait for the other worker's write lock happens inside C,
+        # where a gevent worker answers nothing else meanwhile. Writes take microseconds.
+        self._db = sqlite3.connect(path, timeout=1, isolation_level=None,
                                    check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock:
@@ -121,8 +128,60 @@ class ReplayGuard:
         return True
 
 
+class RedisReplayGuard:
+    """Remember each token id until it expires, in Redis shared by every replica.
+
+    One `SET key NX EX` per token: atomic, so two replicas given the same token at once
+    cannot both accept it, and Redis forgets the id when the token could no longer be used.
+    Unreachable Redis fails closed (503): a token whose reuse cannot be ruled out is not
+    accepted, and the timeouts keep a call from waiting on it for long.
+    """
+
+    KEY_PREFIX = "msk-cds-hooks:jti:"
+
+    def __init__(self, url: str, timeout_seconds: float = 0.5) -> None:
+        self._client = redis.Redis(connection_pool=redis_pool(url, timeout_seconds))
+
+    def first_use(self, token_id: str, expires: int) -> bool:
+        # Hashed: a fixed-size key whatever the token carries; seconds to live rather than an
+        # absolute time, so the service's and Redis's clocks need not agree.
+        key = self.KEY_PREFIX + hashlib.sha256(token_id.encode()).hexdigest()
+        seconds = max(1, expires + CLOCK_SKEW_SECONDS - int(time.time()))
+        # A nonce of this call's own: if the SET reached Redis but its answer was lost and the
+        # retry then found the key, the key is still ours, and the token is not a replay.
+        nonce = secrets.token_hex(16).encode()
+        try:
+            if self._client.set(key, nonce, nx=True, ex=seconds):
+                return True
+            return self._client.get(key) == nonce
+        except redis.RedisError as error:
+            log.warning("replay store unavailable: %s", type(error).__name__)
+            AUTH_FAILURES.labels("replay_store_unavailable").inc()
+            raise ReplayStoreUnavailable("The store of seen CDS Hooks tokens cannot be "
+                                         "reached; retry shortly.") from None
+
+
+def redis_pool(url: str, timeout_seconds: float = 0.5) -> redis.ConnectionPool:
+    """A pool for the URL (no connection is made); ValueError for a URL redis-py cannot use.
+
+    One retry, at once (a pooled connection Redis closed while idle is reopened); redis-py's
+    default of 10 with backoff would hold a hook call for seconds.
+    """
+    return redis.ConnectionPool.from_url(url, socket_timeout=timeout_seconds,
+                                         socket_connect_timeout=timeout_seconds,
+                                         retry=Retry(NoBackoff(), 1),
+                                         health_check_interval=30)
+
+
+def replay_guard(settings: HookSettings) -> ReplayGuard | RedisReplayGuard:
+    """The shared Redis store when CDS_HOOKS_REPLAY_STORE names one, else SQLite (one pod)."""
+    if settings.replay_store:
+        return RedisReplayGuard(settings.replay_store)
+    return ReplayGuard(settings.replay_db)
+
+
 class TokenVerifier:
-    def __init__(self, keys: KeyStore, replay: ReplayGuard) -> None:
+    def __init__(self, keys: KeyStore, replay: ReplayGuard | RedisReplayGuard) -> None:
         self.keys = keys
         self.replay = replay
 

@@ -42,6 +42,9 @@ class HookSettings:
     # SQLite file shared by the worker processes to refuse a replayed token id; ":memory:"
     # remembers within one process only.
     replay_db: str = ":memory:"
+    # Where seen token ids are kept instead, shared by every replica: a redis:// or rediss://
+    # URL (CDS_HOOKS_REPLAY_STORE). Empty: the SQLite file above, enough for one pod.
+    replay_store: str = ""
     max_body_bytes: int = 1024 * 1024
     fhir_timeout_seconds: float = 5.0
     # All FHIR reads of one hook call together; after it the service answers from what it has.
@@ -157,6 +160,29 @@ def _g_code(raw: str) -> str:
     return code
 
 
+def _replay_store(raw: str) -> str:
+    url = raw.strip()
+    if not url:
+        return ""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss", "unix") or not (parts.hostname or parts.path):
+        # The URL may carry a password: it is never echoed.
+        raise ConfigError("CDS_HOOKS_REPLAY_STORE must be a redis://, rediss:// or unix:// URL "
+                          f"(got one with scheme {parts.scheme!r})")
+    if parts.query:
+        # redis-py lets URL options override the short timeouts the service sets.
+        raise ConfigError("CDS_HOOKS_REPLAY_STORE takes no options after '?' (the service "
+                          "sets its own timeouts)")
+    from .security import redis_pool  # the parse redis-py will do, made here at start-up
+
+    try:
+        redis_pool(url).disconnect()
+    except ValueError:
+        raise ConfigError("CDS_HOOKS_REPLAY_STORE is not a URL redis-py can use (check its "
+                          "port and database number)") from None
+    return url
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
     """Read and check the CDS_HOOKS_* variables; refuse a configuration that cannot work."""
     env = os.environ if environ is None else environ
@@ -173,6 +199,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> HookSettings:
         issuers=issuers,
         public_url=public_url,
         replay_db=env.get("CDS_HOOKS_REPLAY_DB", "").strip() or default_db,
+        replay_store=_replay_store(env.get("CDS_HOOKS_REPLAY_STORE", "")),
         max_body_bytes=int(_positive_number("CDS_HOOKS_MAX_BODY_BYTES",
                                             env.get("CDS_HOOKS_MAX_BODY_BYTES", ""), 1024 * 1024)),
         fhir_timeout_seconds=_positive_number("CDS_HOOKS_FHIR_TIMEOUT",

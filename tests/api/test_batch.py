@@ -121,6 +121,30 @@ def test_the_batch_slot_is_taken_only_once_the_body_is_read(client, app):
     assert response.status_code == 400
 
 
+def test_the_batch_slot_is_held_until_the_answer_has_been_sent(client, app):
+    """A client that does not read its (tens of MB) answer keeps the slot, so the worker
+    never holds two such answers; once the server has sent (closed) it, the slot is free."""
+    unsent = client.post(BATCH, json={"presentations": [MINIMAL]}, buffered=False)
+    try:
+        assert unsent.status_code == 200
+        assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 429
+    finally:
+        unsent.close()
+    assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 200
+
+
+def test_a_failed_batch_gives_its_slot_back(client, app, monkeypatch):
+    import service.api
+
+    def broken(_body):
+        raise RuntimeError("defect")
+
+    monkeypatch.setattr(service.api, "_assess_batch", broken)
+    assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 500
+    monkeypatch.undo()
+    assert client.post(BATCH, json={"presentations": [MINIMAL]}).status_code == 200
+
+
 @pytest.mark.parametrize("value", ["AAA", "1", "TRUE", ""])
 def test_a_trace_flag_other_than_true_or_false_is_refused(client, value):
     response = client.post(f"{BATCH}?trace={value}", json={"presentations": [MINIMAL]})

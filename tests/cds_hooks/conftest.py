@@ -85,3 +85,12 @@ def secured(app: Flask, monkeypatch: pytest.MonkeyPatch, keys: SigningKeys,
                             replay_db=str(tmp_path / "jti.sqlite3"), clock=fixed_clock)
     monkeypatch.setitem(app.extensions, "cds_hooks", settings)
     yield app.test_client()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server (tests/redis_server.py), shared by the session's tests."""
+    from tests.redis_server import running_redis
+
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -466,6 +466,49 @@ def test_unknown_field_set_to_null_is_rejected(client, openapi, body):
     assert client.post("/v1/assessments", json=body).status_code == 422
 
 
+def test_an_integral_number_is_an_integer_for_the_spec_and_the_service(client, openapi):
+    """JSON has one number type: JSON Schema reads 10.0 as the integer 10, so must we."""
+    body = minimal(pain={"sites": ["low_back"], "duration_days": 10.0, "severity": 6.0})
+    assert spec_request_errors(openapi, body) == []
+    whole = minimal(pain={"sites": ["low_back"], "duration_days": 10, "severity": 6})
+    answer, expected = client.post("/v1/assessments", json=body), client.post(
+        "/v1/assessments", json=whole)
+    assert answer.status_code == 200
+    drop = ("assessment_id",)
+    assert ({k: v for k, v in answer.json.items() if k not in drop}
+            == {k: v for k, v in expected.json.items() if k not in drop})
+
+
+def _hooks_in_spec(service_id: str) -> set[str]:
+    schema = SPEC["paths"][f"/cds-services/{service_id}"]["post"]["requestBody"]["content"][
+        "application/json"]["schema"]
+    (refined,) = [part for part in schema["allOf"] if "$ref" not in part]
+    variants = refined.get("anyOf", [refined])
+    return {variant["properties"]["hook"]["const"] for variant in variants}
+
+
+def test_each_cds_service_has_its_path_with_the_hooks_it_answers():
+    from service.cds_hooks.discovery import SERVICES, hooks_of
+
+    documented = {path.removeprefix("/cds-services/") for path in SPEC["paths"]
+                  if path.startswith("/cds-services/") and "{" not in path}
+    assert documented == {service.id for service in SERVICES}
+    for service in SERVICES:
+        assert _hooks_in_spec(service.id) == set(hooks_of(service.id)), service.id
+
+
+@pytest.mark.parametrize(("service_id", "hook", "status"), [
+    ("msk-assessment", "order-select", 422),
+    ("lumbar-imaging-appropriateness-order-sign", "patient-view", 422),
+    ("no-such-service", "patient-view", 404),
+])
+def test_a_hook_the_service_does_not_answer_is_refused(client, service_id, hook, status):
+    body = {"hook": hook, "hookInstance": "x", "context": {"userId": "u", "patientId": "p"}}
+    response = client.post(f"/cds-services/{service_id}", json=body)
+    assert response.status_code == status
+    assert response.mimetype == "application/problem+json"
+
+
 # --- 3. the spec's codes and fields agree with the service and with contract.md -----------
 
 

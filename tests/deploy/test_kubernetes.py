@@ -64,7 +64,7 @@ def container(pod: dict[str, Any]) -> dict[str, Any]:
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
-    return {item["name"]: item["value"] for item in container.get("env", [])}
+    return {item["name"]: item["value"] for item in container.get("env", []) if "value" in item}
 
 
 def _dockerfile_final_stage() -> list[str]:
@@ -207,11 +207,11 @@ def test_liveness_gives_gunicorn_time_to_replace_a_stuck_worker_first(
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= gunicorn_settings.timeout
 
 
-def test_workers_and_threads_come_from_the_manifest(container: dict[str, Any],
-                                                    gunicorn_settings: ModuleType):
+def test_workers_come_from_the_manifest(container: dict[str, Any],
+                                       gunicorn_settings: ModuleType):
     env = _env(container)
     assert gunicorn_settings.workers == int(env["WEB_CONCURRENCY"])
-    assert gunicorn_settings.threads == int(env["GUNICORN_THREADS"])
+    assert gunicorn_settings.worker_class == "service.serving.Worker"
     # Two workers, so a worker recycling (rules reloaded, 1.5-2 s) never leaves the pod idle;
     # no more than the CPU limit, so the CPU-bound workers are not throttled.
     cpu_limit = _quantity(container["resources"]["limits"]["cpu"])
@@ -342,3 +342,14 @@ def test_disruption_budget_covers_the_deployments_pods(objects: dict[str, dict[s
         assert 1 <= spec["maxUnavailable"] < min_replicas
     else:
         assert 1 <= spec["minAvailable"] < min_replicas, "a drain must be able to evict"
+
+
+def test_replicas_share_one_replay_store_from_a_secret(container: dict[str, Any],
+                                                       objects: dict[str, dict[str, Any]]):
+    """More than one replica (the autoscaler's minimum is 2): a token id used on one pod must
+    be refused on every other, so the pods share Redis; its URL carries a password."""
+    (store,) = [item for item in container["env"] if item["name"] == "CDS_HOOKS_REPLAY_STORE"]
+    assert "value" not in store
+    reference = store["valueFrom"]["secretKeyRef"]
+    assert reference["key"] == "url" and not reference.get("optional", False)
+    assert objects["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
