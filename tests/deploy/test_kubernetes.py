@@ -353,3 +353,14 @@ def test_replicas_share_one_replay_store_from_a_secret(container: dict[str, Any]
     reference = store["valueFrom"]["secretKeyRef"]
     assert reference["key"] == "url" and not reference.get("optional", False)
     assert objects["HorizontalPodAutoscaler"]["spec"]["minReplicas"] >= 2
+
+
+def test_the_image_installs_what_the_gevent_worker_imports(gunicorn_settings: ModuleType):
+    """The image installs the runtime dependencies only: gunicorn's gevent worker imports
+    gevent and packaging, which its `gevent` extra declares (without it the image's workers
+    failed to boot while the test venv, with packaging from the test extra, passed)."""
+    assert gunicorn_settings.worker_class == "service.serving.Worker"
+    dependencies = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "dependencies"]
+    assert any(re.fullmatch(r"gunicorn\[gevent\]==[\d.]+", d) for d in dependencies)
+    assert any(d.startswith("gevent==") for d in dependencies)
