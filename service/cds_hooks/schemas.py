@@ -24,6 +24,11 @@ def _url(value: str) -> None:
         raise ValidationError("Must be an absolute http(s) URL.")
 
 
+def _is_resource(value: Any) -> bool:
+    return (isinstance(value, Mapping) and isinstance(value.get("resourceType"), str)
+            and bool(value["resourceType"]))
+
+
 class _Lenient(Schema):
     class Meta:
         unknown = EXCLUDE
@@ -82,6 +87,19 @@ class HookRequestSchema(_Lenient):
         if "fhir_authorization" in data and "fhir_server" not in data:
             raise ValidationError("fhirAuthorization is given, so fhirServer is required.",
                                   "fhirServer")
+
+    @validates_schema
+    def _prefetch_holds_resources(self, data: dict[str, Any], **_: Any) -> None:
+        # A key the service asked for holds a FHIR resource or null; anything else is the
+        # client's defect, said at its path rather than read as "no such data". Other keys
+        # are ignored, as CDS Hooks asks.
+        from .fetching import PREFETCH  # fetching reads the hooks; this module only checks
+
+        faults = {f"prefetch.{key}": ["Must be a FHIR resource (with resourceType) or null."]
+                  for key, value in (data.get("prefetch") or {}).items()
+                  if key in PREFETCH and value is not None and not _is_resource(value)}
+        if faults:
+            raise ValidationError(faults)
 
 
 def load_hook_request(body: Any, hooks: tuple[str, ...]) -> dict[str, Any]:

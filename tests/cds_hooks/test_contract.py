@@ -44,6 +44,9 @@ CASES: dict[str, tuple[int, str, str, dict[str, Any]]] = {
     "unknown_service_feedback": (404, "POST", "/cds-services/nope/feedback",
                                  {"json": FEEDBACK}),
     "no_prefetch_no_server": (412, "POST", SERVICE, {"json": hook_request("patient-view", {})}),
+    # A key the service asked for holding no resource is the client's defect, not "no data".
+    "prefetch_not_a_resource": (422, "POST", SERVICE, {"json": hook_request(
+        "patient-view", {"patient": {"id": "1"}, "medications": []})}),
     # Over the hook limit: not read, and a card says so (silence would read as all clear).
     "too_large": (200, "POST", SERVICE, {"data": json.dumps({"x": "x" * 1_100_000}),
                                          "content_type": "application/json"}),
