@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 .DEFAULT_GOAL := help
 .PHONY: help install run test lint format clean container-check browser redis
@@ -10,15 +11,23 @@ STAMP := $(VENV)/.installed
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-16s %s\n", $$1, $$2}'
 
+# Serving needs the project alone; the tests add their extra. Each stamp is redone when
+# pyproject.toml changes; the test install covers serving too.
+$(RUN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --disable-pip-version-check -e .
+	touch $@
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --disable-pip-version-check -e '.[test]'
-	touch $@
+	touch $@ $(RUN_STAMP)
 
 install: $(STAMP) ## Create the virtualenv and install the project with its test extra
 
-run: $(STAMP) ## Serve the app with gunicorn (PORT, WEB_CONCURRENCY, ... from the environment)
+run: $(RUN_STAMP) ## Serve the app with gunicorn (PORT, WEB_CONCURRENCY, ... from the environment)
 	exec $(BIN)/gunicorn --config gunicorn.conf.py 'service:create_app()'
 
 # Debian's Chromium for tests/browser (a browser download never works here). Installed only

@@ -12,7 +12,7 @@ from .api import blueprint
 from .assessment import Assessor
 from .config import Config, ConfigError
 from .errors import register_error_handlers
-from .headers import install_cors, install_security_headers
+from .headers import install_compression, install_cors, install_security_headers
 from .http import install_body_budget
 from .json_provider import OrjsonProvider
 from .loader import load_rulesets
@@ -38,6 +38,7 @@ def create_app(**overrides: Any) -> Flask:
     install_body_budget(app, config.max_bodies_in_flight_bytes)
     install_request_observers(app, assessor.catalog.version)
     install_security_headers(app)
+    install_compression(app)
     install_cors(app, config.cors_allowed_origins)
     register_error_handlers(app)
     app.register_blueprint(blueprint)

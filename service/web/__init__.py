@@ -73,7 +73,7 @@ def intake() -> str:
     catalog = _catalog()
     red_flags = RedFlagScreen.from_rules(catalog.rules) if catalog is not None else RedFlagScreen()
     return _page("web/intake.html", page="intake", groups=form_groups(red_flags),
-                 all_groups=GROUPS, specs=field_specs())
+                 all_groups=GROUPS, specs=field_specs(), screen_count=len(red_flags.screens))
 
 
 @blueprint.get("/rules")
@@ -103,4 +103,9 @@ def _page_headers(response: Response) -> Response:
         response.headers["Cache-Control"] = "no-cache"
     elif request.endpoint == "web.static":
         response.headers.setdefault("Cache-Control", "no-cache")
+        if response.status_code == 200 and response.direct_passthrough:
+            # Read the (small) file whole, so that it can be sent compressed like the pages;
+            # a streamed file would be sent as it is.
+            response.direct_passthrough = False
+            response.make_sequence()
     return response

@@ -217,6 +217,9 @@ class FormField:
     label: str
     hint: str
     red_flag: bool
+    # The rules list this field as leaving the red-flag screen open while unanswered: what
+    # the form's counter counts and the result's "red flags not excluded" lists, one set.
+    screen: bool = False
 
     @property
     def kind(self) -> str:
@@ -291,7 +294,8 @@ def form_groups(red_flags: RedFlagScreen) -> list[FormGroup]:
         key = "red_flags" if in_fieldset else SECTION_GROUPS.get(section, "other")
         label, hint = LABELS.get(path, (field_label(path), ""))
         flagged = in_fieldset or path in red_flags.screens
-        groups[key].fields.append(FormField(path, spec, label, hint, flagged))
+        groups[key].fields.append(FormField(path, spec, label, hint, flagged,
+                                            screen=path in red_flags.screens))
     return [group for group in groups.values() if group.fields]
 
 
@@ -323,10 +327,12 @@ def page_labels(vocabulary: Any | None) -> dict[str, Any]:
 
 
 def field_specs() -> list[dict[str, Any]]:
-    """The registry as the intake script reads it, in order: path, kind, whether required.
+    """The registry as the intake script reads it, in order: path, kind, whether required,
+    and the range of a number (for messages in clinicians' words).
 
     A list, not a mapping: Jinja's `tojson` sorts the keys of a mapping.
     """
     kinds = {BOOL: "bool", INT: "int", NUMBER: "number", ENUM: "enum", ENUM_LIST: "enum_list"}
-    return [{"path": path, "kind": kinds[spec.kind], "required": spec.required}
+    return [{"path": path, "kind": kinds[spec.kind], "required": spec.required,
+             "minimum": spec.minimum, "maximum": spec.maximum}
             for path, spec in INPUT_FIELDS.items()]

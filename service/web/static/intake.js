@@ -59,9 +59,12 @@
 
   // --- the red-flag count ----------------------------------------------------------------
 
+  /** The red-flag screens: the fields the rules list as leaving the red-flag screen open
+      while unanswered, wherever the form asks them (night pain sits in the pain history). The
+      result's "red flags not excluded" counts the same set. */
   function updateRedFlagCount() {
     if (!redFlagGroup) return;
-    const paths = Array.from(redFlagGroup.querySelectorAll("[data-field]"), (node) => node.dataset.field);
+    const paths = Array.from(form.querySelectorAll("[data-red-flag-screen]"), (node) => node.dataset.field);
     const open = paths.filter((path) => !read(path, specs[path]).answered).length;
     const count = document.getElementById("red-flag-count");
     count.querySelector("[data-count]").textContent = String(open);
@@ -117,13 +120,33 @@
     MSK.showConnectionError("");
   }
 
+  /** The service's message for a field, in a clinician's words: what to enter, not how the
+      schema failed ("Must be greater than or equal to 0 and ..."). Unknown ones pass as sent. */
+  function plainMessage(path, message) {
+    const spec = specs[path];
+    if (!spec) return message;
+    if (/^(Not a valid (integer|number)|Must be (greater|less) than|Must be a finite)/.test(message)) {
+      const what = spec.kind === "int" ? "a whole number" : "a number";
+      const range = spec.minimum !== null && spec.maximum !== null
+        ? ` from ${formatNumber(spec.minimum)} to ${formatNumber(spec.maximum)}` : "";
+      return `Enter ${what}${range}.`;
+    }
+    if (/^Missing data for required field/.test(message)) return "Answer this question: it is required.";
+    if (/^(Must be one of|Not a valid choice|Not a valid boolean)/.test(message)) return "Choose one of the answers given.";
+    if (/^(Must be a non-empty list|Shorter than minimum length)/.test(message)) return "Choose at least one.";
+    if (/^(Repeated|Must not repeat)/i.test(message)) return "Choose each answer once.";
+    return message;
+  }
+
+  function formatNumber(value) { return Number.isInteger(value) ? String(value) : value.toString(); }
+
   function showErrors(errors, detail) {
     const list = document.getElementById("error-summary-list");
     const byField = new Map();
     const unplaced = [];
     for (const [key, value] of Object.entries(errors || {})) {
       const path = fieldFor(key);
-      const messages = messagesOf(value).map((m) => (path === key ? m : `${key}: ${m}`));
+      const messages = [...new Set(messagesOf(value).map((m) => (path ? plainMessage(path, m) : `${key}: ${m}`)))];
       if (path) byField.set(path, [...(byField.get(path) || []), ...messages]);
       else unplaced.push(`${key}: ${messages.join(" ")}`);
     }
@@ -259,6 +282,7 @@
 
     // Urgency banner: the first thing read; an emergency is an alert.
     const urgency = a.urgency;
+    const openScreens = (a.missing_information || []).filter((entry) => entry.screen === "red_flags");
     const banner = el("div", {class: `urgency-banner urgency-${urgency}`, id: "urgency-banner",
                               role: urgency === "emergency" ? "alert" : "status"},
       el("span", {class: "urgency-icon", "aria-hidden": "true"}, urgency === "emergency" ? "!" : urgency === "urgent" ? "!" : "i"),
@@ -269,7 +293,19 @@
         ? el("p", {class: "banner-flags"}, "Red flags: ",
             a.red_flags.map((flag) => `${fieldLabel(flag.field)} (${formatValue(flag.field, flag.value)})`).join("; "))
         : null,
+      // An incomplete history is said in the banner itself: an urgency with red-flag
+      // screens open is "not excluded", never a calm all-clear.
+      openScreens.length
+        ? el("p", {class: "banner-open", id: "banner-open"},
+            el("a", {href: "#missing-red_flags", onclick: (event) => {
+              event.preventDefault();
+              const list = document.getElementById("missing-red_flags");
+              list.scrollIntoView({block: "start"});
+              list.focus({preventScroll: true});
+            }}, `Red flags not excluded: ${openScreens.length} question${openScreens.length === 1 ? "" : "s"} not asked`))
+        : null,
       why("urgency"));
+    if (openScreens.length) banner.classList.add("is-incomplete");
 
     const bannerWhy = banner.querySelector("details.why summary");
     if (bannerWhy) bannerWhy.id = "urgency-why";
@@ -278,7 +314,10 @@
       el("span", {class: "item-title"}, `${siteLabel(entry.site)}: `),
       entry.label || vocabLabel("classification", entry.category, entry.site),
       entry.pattern && entry.pattern !== entry.category
-        ? el("p", {class: "item-note"}, `Pattern: ${vocabLabel("classification", entry.pattern, entry.site)}`) : null,
+        ? el("p", {class: "item-note pattern-note"}, `Pattern: ${vocabLabel("classification", entry.pattern, entry.site)}`,
+            entry.category === "serious_pathology_suspected"
+              ? ". Shown for reference only: the suspected serious cause takes precedence over the pattern and decides the urgency and the plan."
+              : "") : null,
       why(`classification.${entry.site}`),
     ], "No classification.");
 
@@ -349,7 +388,8 @@
     }
     const missing = (a.missing_information || []).length
       ? [...missingByScreen].map(([screen, list]) => [
-          el("h4", {class: `screen-title screen-${screen}`}, `${screenName(screen)} (${list.length})`),
+          el("h4", {class: `screen-title screen-${screen}`, id: `missing-${screen}`, tabindex: "-1"},
+            `${screenName(screen)} (${list.length})`),
           el("ul", {class: "items missing-list"}, list.map((entry) => el("li", {},
             el("p", {class: "missing-head"}, el("span", {class: "item-title"}, fieldLabel(entry.field)), " ",
               el("a", {href: `#${entry.field}`, class: "go-to",
@@ -364,6 +404,8 @@
         el("h2", {id: "result-title"}, "Assessment"),
         el("p", {}, `Ruleset ${a.ruleset.version} · `, el("code", {title: a.ruleset.digest}, a.assessment_id))),
       banner,
+      // What was not asked comes before any plan that depends on it.
+      part(`Missing information (${(a.missing_information || []).length})`, missing),
       el("div", {class: "result-grid"},
         part("Classification", classification),
         el("div", {}, part("Duration", duration), part("Risk", risk))),
@@ -375,7 +417,6 @@
         part("Treatments", treatments),
         el("div", {}, part("Referrals", referrals), part("Avoid", avoid))),
       part("Safety-netting: tell the patient", safetyNetting),
-      part(`Missing information (${(a.missing_information || []).length})`, missing),
     ];
     const leftover = [...reasons.keys()].filter((key) => !used.has(key)).flatMap((key) => reasons.get(key));
     if (leftover.length) {
@@ -387,6 +428,14 @@
       c.pmid ? [`PMID ${c.pmid}. `] : null,
       c.url ? el("a", {href: c.url, target: "_blank", rel: "noopener noreferrer"},
         "Open the source", el("span", {class: "visually-hidden"}, " (opens in a new tab)")) : null)))));
+    const notes = notesSummary(a);
+    sections.push(part("Summary for the notes", [
+      el("label", {for: "notes-text", class: "notes-label"},
+        "Plain text for the patient's record: urgency, findings, plan and open questions."),
+      el("textarea", {id: "notes-text", class: "notes-text", readonly: "", rows: "12"}, notes),
+      el("p", {}, el("button", {type: "button", class: "button button-secondary", id: "copy-notes",
+        onclick: () => copyNotes(notes)}, "Copy to notes"),
+        " ", el("span", {id: "copy-status", role: "status"}))]));
     sections.push(el("p", {class: "result-actions"},
       el("a", {href: `${document.body.dataset.traceUrl}#last-assessment`, id: "open-trace"},
         "See the rule trace of this assessment"),
@@ -395,9 +444,49 @@
         "Back to the form")));
 
     result.replaceChildren(...sections);
+    result.classList.remove("is-stale");
     result.hidden = false;
     try { sessionStorage.setItem(LAST, JSON.stringify(assessment)); } catch (error) { /* private mode */ }
     result.focus();
+  }
+
+  /** The assessment as plain text for the EHR record: what a clinician would write. */
+  function notesSummary(a) {
+    const lines = [`MSK decision support, ruleset ${a.ruleset.version} (assessment ${a.assessment_id})`,
+      `Urgency: ${urgencyName(a.urgency)}`];
+    const open = (a.missing_information || []).filter((entry) => entry.screen === "red_flags");
+    if (open.length) lines.push(`Red flags not excluded: ${open.length} question${open.length === 1 ? "" : "s"} not asked`);
+    for (const entry of a.classification || []) {
+      lines.push(`${siteName(entry.site)}: ${entry.label || vocabLabel("classification", entry.category, entry.site)}`);
+    }
+    const list = (title, entries, text) => {
+      if (!entries || !entries.length) return;
+      lines.push(`${title}:`);
+      for (const entry of entries) lines.push(`- ${text(entry)}`);
+    };
+    list("Red flags found", a.red_flags, (f) => `${fieldLabel(f.field)}: ${formatValue(f.field, f.value)} (${urgencyName(f.urgency)})`);
+    list("Suspected", a.suspected_conditions, (c) => `${c.label || vocabLabel("conditions", c.code)} (${urgencyName(c.urgency)})`);
+    const imaging = a.imaging || {};
+    lines.push(`Imaging: ${imaging.indicated ? vocabLabel("imaging_timing", imaging.timing) : "not indicated now"}`);
+    list("Referrals", a.referrals, (r) => `${r.label || vocabLabel("referrals", r.code)} (${urgencyName(r.urgency)})`);
+    list("Plan", a.treatments, (t) => t.label || vocabLabel("treatments", t.code));
+    list("Avoid", a.avoid, (entry) => entry.label || vocabLabel("avoid", entry.code));
+    list("Safety-netting given", a.safety_netting, (entry) => entry.text);
+    list("Open questions", a.missing_information, (entry) => fieldLabel(entry.field));
+    return lines.join("\n");
+  }
+
+  async function copyNotes(text) {
+    const said = document.getElementById("copy-status");
+    try {
+      await navigator.clipboard.writeText(text);
+      said.textContent = "Copied.";
+    } catch (error) {  // no clipboard permission: select the text to copy by hand
+      const area = document.getElementById("notes-text");
+      area.focus();
+      area.select();
+      said.textContent = "Selected: press Ctrl+C (or Cmd+C) to copy.";
+    }
   }
 
   function focusFirstField() {
@@ -419,9 +508,31 @@
     }
   });
 
+  /** Once an answer changes, the result on screen no longer describes the form: mark it
+      out of date until the clinician assesses again. */
+  function markStale() {
+    if (result.hidden || result.classList.contains("is-stale") || !result.firstChild) return;
+    result.classList.add("is-stale");
+    const notice = el("p", {class: "stale-notice", id: "stale-notice", role: "alert"},
+      el("strong", {}, "Out of date: "),
+      "the answers have changed since this assessment. Assess again before acting on it.");
+    result.prepend(notice);
+    const banner = document.getElementById("urgency-banner");
+    if (banner) banner.setAttribute("aria-describedby", "stale-notice");
+    MSK.setStatus(status, "The answers have changed: assess again.");
+  }
+
   form.addEventListener("submit", onSubmit);
   form.addEventListener("change", updateRedFlagCount);
-  form.addEventListener("reset", () => {
+  form.addEventListener("input", updateRedFlagCount);  // a number counts as soon as typed
+  form.addEventListener("change", markStale);
+  form.addEventListener("input", markStale);
+  form.addEventListener("reset", (event) => {
+    // Clearing loses every answer taken: ask first.
+    if (!window.confirm("Clear every answer on the form, and the result?")) {
+      event.preventDefault();
+      return;
+    }
     setTimeout(() => {
       clearErrors();
       updateRedFlagCount();
