@@ -138,6 +138,8 @@ def test_a_plain_text_summary_for_the_notes_is_copied(live_server, page):
     assert f"Red flags not excluded: {len(open_screens(expected))} questions not asked" in lines
     assert "Red flags found:" in lines and any("History of cancer" in line for line in lines)
     assert "Open questions:" in lines
+    # Advice to give, not a record that it was given: the clinician gives it.
+    assert "Safety-netting advice to give:" in lines
     assert len([line for line in lines[lines.index("Open questions:") + 1:]
                 if line.startswith("- ")]) == len(expected["missing_information"])
     page.click("#copy-notes")

@@ -471,7 +471,7 @@
     list("Referrals", a.referrals, (r) => `${r.label || vocabLabel("referrals", r.code)} (${urgencyName(r.urgency)})`);
     list("Plan", a.treatments, (t) => t.label || vocabLabel("treatments", t.code));
     list("Avoid", a.avoid, (entry) => entry.label || vocabLabel("avoid", entry.code));
-    list("Safety-netting given", a.safety_netting, (entry) => entry.text);
+    list("Safety-netting advice to give", a.safety_netting, (entry) => entry.text);
     list("Open questions", a.missing_information, (entry) => fieldLabel(entry.field));
     return lines.join("\n");
   }
