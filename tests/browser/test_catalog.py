@@ -111,3 +111,22 @@ def test_link_to_one_rule(live_server, page):
     assert target.is_visible()  # a filter that hid it is cleared
     assert page.evaluate("() => document.activeElement.id") == "rule-lbp.ces.saddle_anaesthesia"
     assert target.evaluate("e => e.getBoundingClientRect().top") < 200
+
+
+LAYOUT_SHIFTS_JS = """
+window.__shifts = [];
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    if (!entry.hadRecentInput) window.__shifts.push(entry.value);
+  }
+}).observe({type: "layout-shift", buffered: true});
+"""
+
+
+def test_nothing_visible_moves_while_the_catalog_loads(live_server, page):
+    """Cumulative layout shift: the footer used to jump down when the rules arrived."""
+    page.add_init_script(LAYOUT_SHIFTS_JS)
+    page.goto(f"{live_server.url}/rules")
+    page.wait_for_selector("#rule-list > li")
+    page.wait_for_timeout(500)
+    assert sum(page.evaluate("window.__shifts")) < 0.01
