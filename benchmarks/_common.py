@@ -35,6 +35,19 @@ def vignette_bodies() -> list[dict[str, Any]]:
     return [case["presentation"] for case in load_cases(*VIGNETTE_FILES)]
 
 
+def add_checkout_option(parser: Any) -> None:
+    """--checkout PATH, repeatable: serve another checkout (a git worktree of an older commit)
+    instead of this one, so that before and after are measured in one run."""
+    parser.add_argument("--checkout", type=Path, action="append",
+                        help="serve this checkout (e.g. a git worktree of an older commit); "
+                             "repeat to compare them in one run")
+
+
+def checkouts(args: Any) -> list[Path]:
+    """The checkouts --checkout names, or this one."""
+    return [path.resolve() for path in args.checkout or [ROOT]]
+
+
 def machine() -> str:
     """One line on the conditions of the run: cores and load from other work."""
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _common import (
-    ROOT,
+    add_checkout_option,
+    checkouts,
     ensure_wrk,
     gunicorn,
     json_bodies,
@@ -149,12 +150,10 @@ def main() -> None:
                              "then the median round's)")
     parser.add_argument("--no-recycle", action="store_true",
                         help="GUNICORN_MAX_REQUESTS=0: steady state, no worker restarts")
-    parser.add_argument("--checkout", type=Path, action="append",
-                        help="serve this checkout (e.g. a git worktree of an older commit); "
-                             "repeat to compare: the checkouts take turns in every round")
+    add_checkout_option(parser)  # repeated, the checkouts take turns in every round
     args = parser.parse_args()
     server_env = {"GUNICORN_MAX_REQUESTS": "0"} if args.no_recycle else {}
-    checkouts = [path.resolve() for path in args.checkout or [ROOT]]
+    roots = checkouts(args)
     wrk = ensure_wrk()
     print(f"{machine()}; wrk -t2 -c{args.connections} -d{args.duration}s, same machine"
           + ("; GUNICORN_MAX_REQUESTS=0" if args.no_recycle else ""))
@@ -165,9 +164,9 @@ def main() -> None:
         script.write_text(_lua_script(bodies))
         endpoints = (("GET /healthz", "/healthz", None),
                      ("POST /v1/assessments", "/v1/assessments", str(script)))
-        rounds: dict[Path, list[tuple[Result, Result]]] = {root: [] for root in checkouts}
+        rounds: dict[Path, list[tuple[Result, Result]]] = {root: [] for root in roots}
         for _ in range(args.rounds):
-            for root in checkouts:
+            for root in roots:
                 results = []
                 for name, path, lua in endpoints:
                     # A fresh server per endpoint: workers recycle after ~10,000 requests

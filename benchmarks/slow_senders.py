@@ -25,7 +25,7 @@ import urllib.request
 from collections import Counter
 from pathlib import Path
 
-from _common import ROOT, gunicorn, machine
+from _common import add_checkout_option, checkouts, gunicorn, machine
 
 GOOD = {"patient": {"age": 40}, "pain": {"sites": ["low_back"], "duration_days": 3}}
 
@@ -117,12 +117,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--senders", type=int, default=64)
     parser.add_argument("--duration", type=float, default=15)
-    parser.add_argument("--checkout", type=Path, action="append",
-                        help="serve this checkout instead (repeat to compare, run in turn)")
+    add_checkout_option(parser)
     args = parser.parse_args()
     print(machine())
-    for root in args.checkout or [ROOT]:
-        measure(root.resolve(), args.senders, args.duration)
+    for root in checkouts(args):
+        measure(root, args.senders, args.duration)
 
 
 if __name__ == "__main__":

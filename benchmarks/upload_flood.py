@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import ROOT, gunicorn, machine, worker_pids
+from _common import add_checkout_option, checkouts, gunicorn, machine, worker_pids
 
 ITEM = {"patient": {"age": 40}, "pain": {"sites": ["low_back"], "duration_days": 3}}
 BATCH_BYTES = 8 * 1024 * 1024
@@ -82,11 +82,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=40)
     parser.add_argument("--rate", type=int, default=0, help="bytes a second per client")
-    parser.add_argument("--checkout", type=Path, action="append")
+    add_checkout_option(parser)
     args = parser.parse_args()
     print(machine())
-    for root in args.checkout or [ROOT]:
-        flood(root.resolve(), args.clients, args.rate)
+    for root in checkouts(args):
+        flood(root, args.clients, args.rate)
 
 
 if __name__ == "__main__":
