@@ -59,12 +59,14 @@ DEFAULT_BODY_SECONDS = 20.0
 SEND_SECONDS = 30.0
 _LOGGED_FRAMES = 12
 
+# Anything else gunicorn raises, and a header the app got wrong: a defect of the service.
+_DEFECT = (500, "Internal Server Error", "internal-error",
+           "The service could not complete the request. This is a defect.")
 # (exception, status, reason phrase, problem slug, detail) for what gunicorn refuses itself;
 # the first that matches applies. No detail quotes the request: it may carry patient data.
 _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], int, str, str, str],
                  ...] = (
-    ((InvalidResponseHeader, InvalidResponseHeaderName), 500, "Internal Server Error",
-     "internal-error", "The service could not complete the request. This is a defect."),
+    ((InvalidResponseHeader, InvalidResponseHeaderName), *_DEFECT),
     (ConfigurationProblem, 500, "Internal Server Error", "internal-error",
      "The server is misconfigured. This is a defect."),
     (LimitRequestLine, 414, "URI Too Long", "uri-too-long",
@@ -81,8 +83,6 @@ _REFUSALS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], in
      "The request is not valid HTTP/1.1: its request line, a header field or its framing "
      "(e.g. both Content-Length and Transfer-Encoding, or a bad chunk) is malformed."),
 )
-_DEFECT = (500, "Internal Server Error", "internal-error",
-           "The service could not complete the request. This is a defect.")
 
 
 def refusal(error: BaseException) -> tuple[int, str, str, str]:

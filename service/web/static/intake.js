@@ -282,7 +282,7 @@
 
     // Urgency banner: the first thing read; an emergency is an alert.
     const urgency = a.urgency;
-    const openScreens = (a.missing_information || []).filter((entry) => entry.screen === "red_flags");
+    const openScreens = openRedFlagScreens(a);
     const banner = el("div", {class: `urgency-banner urgency-${urgency}`, id: "urgency-banner",
                               role: urgency === "emergency" ? "alert" : "status"},
       el("span", {class: "urgency-icon", "aria-hidden": "true"}, urgency === "emergency" ? "!" : urgency === "urgent" ? "!" : "i"),
@@ -450,11 +450,16 @@
     result.focus();
   }
 
+  /** The red-flag screens the assessment found unanswered (the banner and the notes say so). */
+  function openRedFlagScreens(a) {
+    return (a.missing_information || []).filter((entry) => entry.screen === "red_flags");
+  }
+
   /** The assessment as plain text for the EHR record: what a clinician would write. */
   function notesSummary(a) {
     const lines = [`MSK decision support, ruleset ${a.ruleset.version} (assessment ${a.assessment_id})`,
       `Urgency: ${urgencyName(a.urgency)}`];
-    const open = (a.missing_information || []).filter((entry) => entry.screen === "red_flags");
+    const open = openRedFlagScreens(a);
     if (open.length) lines.push(`Red flags not excluded: ${open.length} question${open.length === 1 ? "" : "s"} not asked`);
     for (const entry of a.classification || []) {
       lines.push(`${siteName(entry.site)}: ${entry.label || vocabLabel("classification", entry.category, entry.site)}`);
